@@ -1,0 +1,30 @@
+"""The model zoo: ``create(name, num_classes, in_channels, **options)`` and ``list_models()``.
+
+Every model shares the API of :class:`ImageClassifier` (``num_classes``, ``in_channels``,
+``min_input_size``, ``forward_features`` / ``forward_head`` / ``forward``, ``reset_classifier``).
+
+Example:
+    >>> from cnnlab.models import create, list_models
+    >>> net = create("simple_cnn", num_classes=10, in_channels=1)
+    >>> net(torch.zeros(2, 1, 32, 32)).shape
+    torch.Size([2, 10])
+"""
+
+from cnnlab.models import simple_cnn as _simple_cnn  # noqa: F401  (registers the family)
+from cnnlab.models._base import ImageClassifier
+from cnnlab.models._registry import (
+    create,
+    get_model_factory,
+    list_models,
+    model_options,
+    register_model,
+)
+
+__all__ = [
+    "ImageClassifier",
+    "create",
+    "get_model_factory",
+    "list_models",
+    "model_options",
+    "register_model",
+]
