@@ -1,0 +1,228 @@
+"""Load pretrained weights into a model whose head (and input channels) may differ.
+
+``load_pretrained(model, "torchvision")`` takes torchvision's ImageNet weights for the same
+architecture; ``load_pretrained(model, "runs/digits")`` or ``"resnet18.pth"`` takes local ones.
+Everything whose shape fits is copied; the classifier head is kept freshly initialized when the
+class count differs, and the first convolution is adapted when the input channels differ. The
+returned :class:`PretrainedReport` says exactly what happened, and which input normalization and
+size the weights expect.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from cnnlab.transfer._head import head_prefix, is_head_param
+from cnnlab.transfer._sources import (
+    IMAGENET_MEAN,
+    IMAGENET_SIZE,
+    IMAGENET_STD,
+    load_local_state,
+    load_torchvision_state,
+    torchvision_weights,
+)
+
+# Wrappers add these to every key: DataParallel/DDP ("module.") and torch.compile ("_orig_mod.").
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass
+class PretrainedReport:
+    """What :func:`load_pretrained` did.
+
+    Attributes:
+        source: the source as given (``"torchvision"`` or a path).
+        loaded: model keys copied from the source.
+        adapted: model keys copied after adapting (first conv for other input channels).
+        skipped: ``(model key, reason)`` for source tensors that did not fit (e.g. the head).
+        missing: model keys the source has no tensor for (left as initialized).
+        unused: source keys nothing in the model took.
+        matched_by: ``"name"`` or ``"position"`` (same architecture, other parameter names).
+        normalization: ``{"mean": [...], "std": [...]}`` the weights expect, or None if unknown.
+        input_size: ``[C, H, W]`` the weights were trained at, or None if unknown.
+        imagenet: True when the weights are ImageNet weights.
+        class_names: the source's class names when it is a cnnlab checkpoint.
+    """
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+    matched_by: str = "name"
+    normalization: dict[str, list[float]] | None = None
+    input_size: list[int] | None = None
+    imagenet: bool = False
+    class_names: list[str] | None = None
+
+    def summary(self) -> str:
+        """Human-readable lines for the training log."""
+        lines = [
+            f"pretrained {self.source}: loaded {len(self.loaded)} tensors"
+            + (f" (matched by {self.matched_by})" if self.matched_by != "name" else "")
+        ]
+        lines += [f"  adapted {k} to the model's input channels" for k in self.adapted]
+        lines += [f"  skipped {k}: {why}" for k, why in self.skipped]
+        if self.missing:
+            lines.append(f"  kept initialized (not in source): {', '.join(self.missing)}")
+        if self.unused:
+            lines.append(f"  unused source tensors: {', '.join(self.unused)}")
+        return "\n".join(lines)
+
+
+def _strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in _WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def _pair_keys(
+    src: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> tuple[dict[str, str], str]:
+    """Map target key -> source key: by name, else by position when the counts agree."""
+    by_name = {k: k for k in target if k in src}
+    if len(by_name) * 2 >= len(target) or len(src) != len(target):
+        return by_name, "name"
+    # Same architecture under other names (e.g. a torchvision ResNet into a model whose blocks
+    # use other attribute names): state dicts list tensors in module definition order.
+    return dict(zip(target, src)), "position"
+
+
+def _adapt_first_conv(w: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Adapt first-conv weights (O, 3, k, k) to ``in_channels`` input channels.
+
+    For 1 channel the RGB filters are summed: a gray image g fed as R = G = B = g gives
+    sum_c w_c * g = (sum_c w_c) * g, so the summed filter is the exact same computation.
+    For C channels the RGB filters are repeated cyclically and scaled by 3 / C, which keeps
+    the expected response the same when every channel has similar statistics.
+    """
+    if in_channels == 1:
+        return w.sum(dim=1, keepdim=True)
+    reps = -(-in_channels // w.shape[1])  # ceil(C / 3)
+    return w.repeat(1, reps, 1, 1)[:, :in_channels] * (w.shape[1] / in_channels)
+
+
+def _norm_for_channels(mean, std, channels: int) -> dict[str, list[float]]:
+    mean, std = list(mean), list(std)
+    if channels == len(mean):
+        return {"mean": mean, "std": std}
+    # One channel: the average of the RGB statistics, matching the summed first conv above.
+    return {"mean": [sum(mean) / len(mean)] * channels, "std": [sum(std) / len(std)] * channels}
+
+
+def _model_arch(model: nn.Module, arch: str | None) -> str:
+    if arch:
+        return arch
+    for attr in ("model_name", "arch", "name"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    raise ValueError(
+        f"pretrained 'torchvision' needs the architecture name of {type(model).__name__}; "
+        "pass arch='resnet18' (the cnnlab/torchvision model name)"
+    )
+
+
+def _in_channels(target: dict[str, torch.Tensor]) -> tuple[str | None, int | None]:
+    for k, v in target.items():
+        if v.ndim == 4 and k.endswith("weight"):
+            return k, v.shape[1]
+    return None, None
+
+
+def load_pretrained(
+    model: nn.Module, source: str | os.PathLike, *, arch: str | None = None
+) -> PretrainedReport:
+    """Copy pretrained weights into ``model`` in place, replacing what does not fit.
+
+    Args:
+        model: the freshly built model (any class count / input channels).
+        source: ``"torchvision"`` (or ``"torchvision:VARIANT"``, e.g. ``IMAGENET1K_V2``) for
+            torchvision's ImageNet weights of the same architecture, through torchvision's own
+            download and cache; or a path: a run directory, a ``.safetensors`` checkpoint, or a
+            ``.pth`` state dict (read with ``weights_only=True``).
+        arch: the architecture name for ``"torchvision"`` (default: ``model.model_name``).
+
+    Returns:
+        A :class:`PretrainedReport`; ``report.normalization`` / ``report.input_size`` are what
+        the weights expect (ImageNet mean/std and 224 for ImageNet weights).
+
+    Raises:
+        FileNotFoundError: a missing path, or offline without torchvision's file in the cache
+            (the message names the exact file and folder).
+        ValueError: a file that is not a state dict, or weights that fit nothing in the model.
+
+    Example:
+        >>> import torchvision
+        >>> net = torchvision.models.resnet18(num_classes=5)
+        >>> torch.save(torchvision.models.resnet18().state_dict(), "/tmp/r18.pth")
+        >>> report = load_pretrained(net, "/tmp/r18.pth")
+        >>> report.skipped
+        [('fc.weight', 'shape (1000, 512) in source, (5, 512) in model: new head'), \
+('fc.bias', 'shape (1000,) in source, (5,) in model: new head')]
+    """
+    source_str = os.fspath(source)
+    report = PretrainedReport(source=source_str)
+    if source_str == "torchvision" or source_str.startswith("torchvision:"):
+        variant = source_str.partition(":")[2] or None
+        weights = torchvision_weights(_model_arch(model, arch), variant)
+        src = load_torchvision_state(weights)
+        mean, std = weights.transforms().mean, weights.transforms().std
+        report.imagenet = True
+    else:
+        src, meta = load_local_state(source_str)
+        norm = meta.get("normalization") or {}
+        if meta:
+            mean, std = norm.get("mean"), norm.get("std")
+            report.input_size = meta.get("input_size")
+            report.class_names = meta.get("class_names")
+        else:  # a bare state dict: torchvision's files are ImageNet-trained
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+            report.imagenet = True
+    src = _strip_wrappers(src)
+    target = model.state_dict()
+    prefix = head_prefix(model)
+    pairs, report.matched_by = _pair_keys(src, target)
+    first_conv, channels = _in_channels(target)
+    new_state = dict(target)
+    for key, t in target.items():
+        if key not in pairs:
+            report.missing.append(key)
+            continue
+        s = src[pairs[key]]
+        if s.shape == t.shape:
+            new_state[key] = s.to(t.dtype)
+            report.loaded.append(key)
+        elif (
+            key == first_conv
+            and s.ndim == 4
+            and s.shape[0] == t.shape[0]
+            and (s.shape[2:] == t.shape[2:])
+        ):
+            new_state[key] = _adapt_first_conv(s, t.shape[1]).to(t.dtype)
+            report.adapted.append(key)
+        else:
+            why = "new head" if is_head_param(key, prefix) else "shape mismatch"
+            shapes = f"shape {tuple(s.shape)} in source, {tuple(t.shape)} in model"
+            report.skipped.append((key, f"{shapes}: {why}"))
+    used = set(pairs.values())
+    report.unused = [k for k in src if k not in used]
+    body = [k for k in report.loaded + report.adapted if not is_head_param(k, prefix)]
+    if not body:
+        raise ValueError(
+            f"pretrained {source_str!r} does not fit {type(model).__name__}: no backbone tensor "
+            f"matched by name or shape (source keys start {list(src)[:3]}, model keys "
+            f"{list(target)[:3]}); is it the same architecture?"
+        )
+    model.load_state_dict(new_state, strict=True)
+    if mean is not None and std is not None and channels is not None:
+        report.normalization = _norm_for_channels(mean, std, channels)
+    if report.imagenet and channels is not None:
+        report.input_size = [channels, IMAGENET_SIZE, IMAGENET_SIZE]
+    return report
