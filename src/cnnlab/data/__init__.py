@@ -1,0 +1,37 @@
+"""Datasets as resident uint8 tensors, batched iteration, batched augmentation, normalization.
+
+Example:
+    >>> from cnnlab.data import load_data, batches, build_augment, to_float, to_float_normalized
+    >>> b = load_data("digits")
+    >>> aug = build_augment("crop", b.image_size)
+    >>> x, y = next(batches(b.train, 64, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    >>> to_float_normalized(aug(to_float(x)), b.mean, b.std).shape
+    torch.Size([64, 1, 32, 32])
+"""
+
+import torch  # noqa: F401  (used by the docstring example)
+
+from cnnlab.data.augment import Augment
+from cnnlab.data.batches import batches, num_batches
+from cnnlab.data.bundle import DataBundle, Split, channel_stats
+from cnnlab.data.normalize import Normalize, to_float, to_float_normalized
+from cnnlab.data.presets import PRESETS, build_augment, default_augment_name
+from cnnlab.data.sources import SOURCES, load_data, split_pool
+
+__all__ = [
+    "PRESETS",
+    "SOURCES",
+    "Augment",
+    "DataBundle",
+    "Normalize",
+    "Split",
+    "batches",
+    "build_augment",
+    "channel_stats",
+    "default_augment_name",
+    "load_data",
+    "num_batches",
+    "split_pool",
+    "to_float",
+    "to_float_normalized",
+]

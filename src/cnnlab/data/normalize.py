@@ -1,0 +1,93 @@
+"""uint8 -> float conversion and per-channel normalization, fused into one multiply-add."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def _scale_bias(
+    mean: Sequence[float], std: Sequence[float], from_uint8: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # (x / 255 - mean) / std  ==  x * (1 / (255 std)) + (-mean / std): one fused multiply-add.
+    if len(mean) != len(std) or any(s <= 0 for s in std):
+        raise ValueError(
+            f"mean and std must have one value per channel and std > 0, got mean={tuple(mean)}, "
+            f"std={tuple(std)}"
+        )
+    m = torch.tensor(list(mean), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    scale = 1.0 / (s * 255.0) if from_uint8 else 1.0 / s
+    return scale, -m / s
+
+
+def _check_channels(x: torch.Tensor, n: int) -> None:
+    if x.ndim != 4 or x.shape[1] != n:
+        raise ValueError(
+            f"images must have shape (B, {n}, H, W) to match the {n}-channel mean/std, got "
+            f"{tuple(x.shape)}"
+        )
+
+
+def to_float(x: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
+    """Convert uint8 images to float32 in [0, 1] (the input ``Augment`` expects).
+
+    Example:
+        >>> to_float(torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 1, 2)).tolist()
+        [[[[0.0, 1.0]]]]
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32, memory_format=fmt).mul_(1.0 / 255.0)
+    return x.to(torch.float32, memory_format=fmt)
+
+
+def to_float_normalized(
+    x: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Turn uint8 images (B, C, H, W) into normalized float32: ``(x / 255 - mean) / std``.
+
+    Float input is taken to be in [0, 1] already. ``channels_last`` returns NHWC memory layout,
+    which is faster for convolutions on CPU and on recent GPUs.
+
+    Example:
+        >>> x = torch.full((1, 1, 2, 2), 255, dtype=torch.uint8)
+        >>> round(to_float_normalized(x, (0.5,), (0.5,))[0, 0, 0, 0].item(), 4)
+        1.0
+    """
+    _check_channels(x, len(mean))
+    scale, bias = _scale_bias(mean, std, x.dtype == torch.uint8, x.device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xf = x.to(torch.float32, memory_format=fmt)  # (B, C, H, W)
+    return torch.addcmul(bias, xf, scale).contiguous(memory_format=fmt)
+
+
+class Normalize(nn.Module):
+    """Module form of :func:`to_float_normalized`; accepts uint8 or [0, 1] float images.
+
+    Example:
+        >>> norm = Normalize((0.5,), (0.25,))
+        >>> norm(torch.zeros(1, 1, 2, 2, dtype=torch.uint8))[0, 0, 0, 0].item()
+        -2.0
+    """
+
+    def __init__(
+        self, mean: Sequence[float], std: Sequence[float], *, channels_last: bool = False
+    ) -> None:
+        super().__init__()
+        _scale_bias(mean, std, True, torch.device("cpu"))  # validate early
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.channels_last = channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return to_float_normalized(x, self.mean, self.std, channels_last=self.channels_last)
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}, channels_last={self.channels_last}"
