@@ -1,0 +1,52 @@
+"""``cnnlab evaluate runs/X [--split test] [--data SOURCE]``: metrics, per-class, confusion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``cnnlab evaluate``."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a trained run: accuracy, top-5, per-class P/R/F1, confusion matrix",
+        description=(
+            "Evaluate a run's best checkpoint on a split of its dataset (or of --data). "
+            "Results are printed and saved under RUN_DIR/eval/<split>/."
+        ),
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by cnnlab train")
+    parser.add_argument(
+        "--split", default="test", choices=("train", "val", "test", "all"),
+        help="which split to evaluate (default: test)",
+    )
+    parser.add_argument(
+        "--data", default=None, metavar="SOURCE",
+        help="evaluate on another source, e.g. folder:PATH (default: the run's own dataset)",
+    )
+    parser.add_argument("--checkpoint", default="best", choices=("best", "last"),
+                        help="which checkpoint (default: best)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    parser.add_argument("--json", action="store_true", help="print metrics.json instead of tables")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cnnlab evaluate``."""
+    from cnnlab._validate import check_int
+    from cnnlab.train.evaluate import evaluate, print_evaluation
+
+    check_int("batch_size", args.batch_size, min_value=1)
+    result = evaluate(
+        args.run_dir, split=args.split, data=args.data, which=args.checkpoint,
+        device=args.device, batch_size=args.batch_size,
+    )
+    if args.json:
+        print(json.dumps(result.metrics, indent=2))
+    else:
+        print_evaluation(result)
+    return 0

@@ -1,0 +1,121 @@
+"""One training epoch and one validation pass, on uint8 tensors resident in memory."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.train._batches import Normalizer, index_batches, predict_logits
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+    def __init__(self, message: str, run_dir: Any = None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+@dataclass
+class EpochContext:
+    """Everything an epoch needs, built once per run."""
+
+    model: nn.Module  # the module to call (possibly torch.compile'd)
+    images: torch.Tensor  # (N, C, H, W) uint8 training images
+    labels: torch.Tensor  # (N,) int64
+    normalizer: Normalizer
+    augment: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    criterion: nn.Module
+    generator: torch.Generator  # shuffling and augmentation randomness
+    batch_size: int
+    grad_clip: float | None
+    autocast: Callable[[], Any] | None
+    sync_every: int  # read the loss back every this many batches (1 on CPU: it is free there)
+
+
+def train_epoch(
+    ctx: EpochContext, on_step: Callable[[int, float, float, int], None], epoch: int
+) -> dict[str, float]:
+    """Run one epoch; returns train loss/accuracy, last lr, time and images/s.
+
+    Raises:
+        TrainingDiverged: as soon as a batch's loss is NaN or infinite.
+    """
+    ctx.model.train()
+    device = ctx.normalizer.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    start = time.perf_counter()
+    batches = list(index_batches(len(ctx.labels), ctx.batch_size, shuffle=True,
+                                 generator=ctx.generator))
+    lr = used_lr = ctx.optimizer.param_groups[0]["lr"]
+    for i, idx in enumerate(batches):
+        idx = idx.to(ctx.images.device)
+        x_u8 = ctx.images.index_select(0, idx)  # (B, C, H, W) uint8
+        y = ctx.labels.index_select(0, idx).to(device, non_blocking=True)  # (B,)
+        x = ctx.normalizer(x_u8, ctx.augment, ctx.generator)  # (B, C, H, W) float
+        if ctx.autocast is not None:
+            with ctx.autocast():
+                out = ctx.model(x)
+                loss = ctx.criterion(out.float(), y)
+        else:
+            out = ctx.model(x)  # (B, num_classes)
+            loss = ctx.criterion(out, y)
+        ctx.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if ctx.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.grad_clip)
+        last = i == len(batches) - 1
+        if i % ctx.sync_every == 0 or last:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"the training loss became {value} at epoch {epoch}, batch {i + 1}/"
+                    f"{len(batches)} (lr {lr:.3g}); the run stopped before updating the weights"
+                )
+            on_step(i + 1, value, lr, seen + len(y))
+        ctx.optimizer.step()
+        ctx.scheduler.step()
+        used_lr, lr = lr, ctx.optimizer.param_groups[0]["lr"]
+        loss_sum += loss.detach().double() * len(y)
+        correct += (out.detach().argmax(1) == y).sum()
+        seen += len(y)
+    elapsed = time.perf_counter() - start
+    train_loss = loss_sum.item() / max(1, seen)
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
+    return {
+        "train_loss": train_loss,
+        "train_acc": correct.item() / max(1, seen),
+        "lr": used_lr,  # the learning rate of the epoch's last batch
+        "epoch_time_s": elapsed,
+        "images_per_s": seen / max(elapsed, 1e-9),
+    }
+
+
+def evaluate_split(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalizer: Normalizer,
+    autocast: Callable[[], Any] | None = None,
+    batch_size: int = 256,
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on a uint8 split; NaN for an empty split."""
+    if len(labels) == 0:
+        return math.nan, math.nan
+    logits = predict_logits(model, images, normalizer, batch_size, autocast)  # (N, K)
+    y = labels.cpu()
+    loss = F.cross_entropy(logits, y).item()
+    acc = (logits.argmax(1) == y).double().mean().item()
+    return loss, acc

@@ -1,0 +1,227 @@
+"""The training configuration: one dataclass, filled from defaults, a preset, YAML and CLI flags.
+
+Precedence, lowest first: the defaults below < ``--preset NAME`` < ``--config run.yaml`` <
+command-line flags (or keyword arguments of :func:`cnnlab.train.fit`). Every field is a YAML key
+and a ``--flag`` (underscores become dashes), and the effective config is saved to
+``runs/<name>/config.yaml`` so that a run can be repeated or resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnlab._validate import check_choice, check_int
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "step", "none")
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; the defaults train ``cnnlab train``'s main job.
+
+    Example:
+        >>> cfg = TrainConfig(epochs=3, lr=3e-3)
+        >>> cfg.model, cfg.dataset
+        ('simple_cnn', 'digits')
+    """
+
+    # --- data ---------------------------------------------------------------------------------
+    dataset: str = "digits"  # digits | mnist | fashion_mnist | cifar10 | cifar100 | folder:PATH
+    data_dir: str | None = None  # root of on-disk datasets (None: the data package's default)
+    cache_dir: str | None = None  # where decoded uint8 tensor caches live (None: default)
+    image_size: int | None = None  # side of the square input, pixels (None: the dataset's own)
+    val_split: float = 0.1  # fraction of the training images held out for validation
+    test_split: float = 0.1  # fraction held out for test where the source has no test set
+    channels: int | None = None  # 1 or 3 to convert images (None: the source's own)
+    max_train_images: int | None = None  # use only the first N (shuffled) training images
+    augment: str = "none"  # batched augmentation recipe name (see cnnlab.data.build_augment)
+
+    # --- model --------------------------------------------------------------------------------
+    model: str = "simple_cnn"  # a name from the model zoo (`cnnlab models`)
+    model_args: dict[str, Any] = field(default_factory=dict)  # extra constructor kwargs
+
+    # --- transfer learning (cnnlab.transfer) --------------------------------------------------
+    pretrained: str | None = None  # "torchvision" | path to a .pth state dict / run / checkpoint
+    freeze: str = "none"  # none | backbone | until:LAYER
+    unfreeze_at: int | None = None  # epoch (1-based) at which frozen layers start training
+    head_lr: float | None = None  # learning rate of the head (None: lr)
+    backbone_lr: float | None = None  # learning rate of the backbone (None: lr)
+    freeze_bn: bool = False  # keep batch-norm running statistics of frozen layers fixed
+
+    # --- optimization -------------------------------------------------------------------------
+    epochs: int = 12  # passes over the training split
+    batch_size: int = 64  # images per optimizer step
+    optimizer: str = "adamw"  # adam | adamw | sgd
+    lr: float = 3e-3  # peak learning rate (per image batch, not scaled with batch size)
+    momentum: float = 0.9  # SGD momentum (Adam/AdamW: beta1)
+    nesterov: bool = False  # Nesterov momentum for SGD
+    weight_decay: float = 5e-4  # L2 / decoupled decay; never applied to biases and norm weights
+    schedule: str = "onecycle"  # onecycle | cosine | step | none  (stepped every batch)
+    warmup_epochs: float = 0.0  # linear warm-up length for `cosine`, epochs (may be fractional)
+    onecycle_pct: float = 0.25  # fraction of all steps spent rising to `lr` in `onecycle`
+    step_size: int = 10  # `step` schedule: epochs between decays
+    gamma: float = 0.1  # `step` schedule: factor applied every `step_size` epochs
+    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = one-hot targets
+    grad_clip: float | None = None  # max global L2 norm of the gradients (None: no clipping)
+
+    # --- speed --------------------------------------------------------------------------------
+    device: str = "auto"  # auto | cpu | cuda | mps   (auto: cuda, else mps, else cpu)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; ~10x slower on CPUs without bf16 units)
+    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU and GPU
+    compile: bool = False  # torch.compile the model (slow to start; helps on GPUs)
+
+    # --- run control --------------------------------------------------------------------------
+    seed: int = 0  # seeds torch, numpy, python and the shuffling generator
+    patience: int | None = None  # stop after this many epochs without a better val accuracy
+    out_dir: str = "runs"  # parent folder of run directories
+    name: str | None = None  # run directory name (None: <dataset>-<model>[-N])
+    eval_split: str | None = "test"  # split to evaluate the best checkpoint on at the end
+    report: bool = True  # write report.html at the end (when cnnlab.viz is installed)
+    tensorboard: bool = False  # also log to runs/<name>/tensorboard (needs tensorboard)
+    quiet: bool = False  # plain log lines only: no progress bar, no tables
+    preset: str | None = None  # named recipe applied under the explicit settings
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> TrainConfig:
+        """Check every field; raises ValueError naming the field, its value and what is valid."""
+        check_int("epochs", self.epochs, min_value=1)
+        check_int("batch_size", self.batch_size, min_value=1)
+        check_int("seed", self.seed, min_value=0)
+        check_int("step_size", self.step_size, min_value=1)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("device", self.device, DEVICES)
+        if self.eval_split is not None:
+            check_choice("eval_split", self.eval_split, SPLITS)
+        for name in ("patience", "unfreeze_at", "max_train_images", "image_size"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), min_value=1)
+        _check_float("lr", self.lr, low=0.0, low_open=True)
+        _check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_float("weight_decay", self.weight_decay, low=0.0)
+        _check_float("warmup_epochs", self.warmup_epochs, low=0.0)
+        _check_float("onecycle_pct", self.onecycle_pct, low=0.0, high=1.0, high_open=True)
+        _check_float("gamma", self.gamma, low=0.0, low_open=True)
+        _check_float("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
+        _check_float("val_split", self.val_split, low=0.0, high=1.0, high_open=True)
+        _check_float("test_split", self.test_split, low=0.0, high=1.0, high_open=True)
+        if self.channels is not None:
+            check_choice("channels", self.channels, (1, 3))
+        for name in ("grad_clip", "head_lr", "backbone_lr"):
+            if getattr(self, name) is not None:
+                _check_float(name, getattr(self, name), low=0.0, low_open=True)
+        if not isinstance(self.model_args, dict):
+            raise ValueError(f"model_args must be a mapping, got {self.model_args!r}")
+        if self.freeze not in ("none", "backbone") and not str(self.freeze).startswith("until:"):
+            raise ValueError(
+                f"freeze must be 'none', 'backbone' or 'until:LAYER', got {self.freeze!r}"
+            )
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError(f"nesterov=True needs optimizer='sgd', got {self.optimizer!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (YAML-ready)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The config as YAML text, keys in declaration order."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def field_names() -> tuple[str, ...]:
+    """Names of every :class:`TrainConfig` field, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def check_keys(values: Mapping[str, Any], source: str) -> None:
+    """Raise ValueError naming unknown keys of ``values`` and listing the valid ones."""
+    valid = field_names()
+    unknown = [k for k in values if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys are: "
+            + ", ".join(valid)
+        )
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a run config YAML file into a dict of checked keys (values checked later).
+
+    Example:
+        >>> read_yaml("run.yaml")  # doctest: +SKIP
+        {'epochs': 5, 'lr': 0.01}
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"config file {str(path)!r} must hold a mapping of keys to values, "
+            f"got {type(values).__name__}"
+        )
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    check_keys(values, f"config file {str(path)!r}")
+    return values
+
+
+def build_config(
+    overrides: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None
+) -> TrainConfig:
+    """Merge defaults < preset < YAML file < ``overrides`` into a checked :class:`TrainConfig`.
+
+    Example:
+        >>> build_config({"epochs": 2}).epochs
+        2
+    """
+    from cnnlab.train.presets import preset_values
+
+    overrides = dict(overrides or {})
+    check_keys(overrides, "training options")
+    file_values = read_yaml(config_file) if config_file is not None else {}
+    preset = overrides.get("preset", file_values.get("preset"))
+    values = {**preset_values(preset), **file_values, **overrides}
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:  # e.g. a YAML list where a number belongs
+        raise ValueError(f"invalid training options: {exc}") from None
+
+
+def _check_float(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high or value != value:  # value != value catches NaN
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        raise ValueError(f"{name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value!r}")
+    return float(value)

@@ -1,0 +1,374 @@
+"""``fit``: train a classifier into a run directory, resumable after any epoch.
+
+After every epoch the run directory receives ``last.safetensors`` (and ``best.safetensors`` when
+validation accuracy improved), ``train_state.pt`` (weights, optimizer, scheduler, every RNG and
+the epoch, in one atomic file, so a kill at any moment leaves a consistent state) and
+``metrics.csv``. ``fit(resume="runs/X")`` reloads that state and continues; on the CPU with the
+same seed the result is bit-identical to a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.checkpoint import STATE_FILE, atomic_write_text, load_state, save_checkpoint, save_state
+from cnnlab.train import _setup
+from cnnlab.train._batches import Normalizer, num_train_batches
+from cnnlab.train._epoch import EpochContext, TrainingDiverged, evaluate_split, train_epoch
+from cnnlab.train._progress import TrainPrinter
+from cnnlab.train._rng import get_rng_state, seed_everything, set_rng_state
+from cnnlab.train._rundir import create_run_dir, write_metrics
+from cnnlab.train.config import TrainConfig, build_config, check_keys, read_yaml
+
+# Settings that may change when a run is resumed; anything else would silently change the run.
+RESUME_OVERRIDABLE = ("epochs", "patience", "device", "quiet", "report", "eval_split",
+                      "tensorboard", "data_dir", "cache_dir")
+_RESIDENT_BYTES = 2 << 30  # keep a split on the GPU when its uint8 images fit in 2 GiB
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        run_dir: the run directory.
+        config: the effective configuration.
+        history: one dict per epoch (the rows of ``metrics.csv``).
+        best_epoch: epoch of ``best.safetensors`` (None if no epoch finished).
+        stopped: ``"completed"``, ``"early_stopping"`` or ``"already_complete"``.
+        eval: the final evaluation's metrics (``eval/<split>/metrics.json``), or None.
+    """
+
+    run_dir: Path
+    config: TrainConfig
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    stopped: str
+    eval: dict[str, Any] | None = None
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Headline numbers: best epoch's validation metrics, last epoch's, final evaluation."""
+        out: dict[str, Any] = {"epochs_run": len(self.history), "best_epoch": self.best_epoch}
+        if self.history:
+            best = next((r for r in self.history if r["epoch"] == self.best_epoch),
+                        self.history[-1])
+            out.update(best_val_acc=best["val_acc"], best_val_loss=best["val_loss"],
+                       last_train_acc=self.history[-1]["train_acc"],
+                       last_train_loss=self.history[-1]["train_loss"],
+                       train_time_s=sum(r["epoch_time_s"] for r in self.history))
+        if self.eval:
+            split = self.eval.get("split", "test")
+            out[f"{split}_acc"] = self.eval["accuracy"]
+            out[f"{split}_loss"] = self.eval.get("loss")
+            if self.eval.get("top5_accuracy") is not None:
+                out[f"{split}_top5_acc"] = self.eval["top5_accuracy"]
+        return out
+
+
+def fit(
+    config: TrainConfig | None = None,
+    *,
+    data: Any = None,
+    resume: str | os.PathLike | None = None,
+    config_file: str | os.PathLike | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train a model; every :class:`TrainConfig` field can be given as a keyword.
+
+    Args:
+        config: a full config (keywords in ``options`` override its fields).
+        data: a ready ``cnnlab.data.DataBundle`` instead of loading ``config.dataset``.
+        resume: a run directory to continue from its last finished epoch.
+        config_file: a YAML file of config fields (under ``options``, over a preset).
+        **options: config fields, e.g. ``epochs=5, lr=1e-3, model="simple_cnn_bn"``.
+
+    Returns:
+        A :class:`TrainResult` with ``run_dir``, per-epoch ``history`` and ``metrics``.
+
+    Raises:
+        ValueError: a bad option (named, with the valid values).
+        TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
+
+    Example:
+        >>> from cnnlab.train import fit
+        >>> result = fit(epochs=2, image_size=16, out_dir="/tmp/runs", quiet=True)  # doctest: +SKIP
+        >>> result.metrics["test_acc"] > 0.8  # doctest: +SKIP
+        True
+    """
+    check_keys(options, "fit()")
+    if resume is not None:
+        if config is not None or config_file is not None:
+            raise ValueError("resume continues a run with its saved config; pass options only")
+        return _resume(Path(resume), data, options)
+    if config is None:
+        cfg = build_config(options, config_file)
+    else:
+        cfg = dataclasses.replace(config, **options) if options else config.validate()
+    printer = TrainPrinter(cfg.quiet)
+    bundle = data if data is not None else _setup.load_bundle(cfg)
+    run_dir = create_run_dir(cfg.out_dir, cfg.dataset, cfg.model, cfg.name)
+    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    atomic_write_text(run_dir / "data.json", json.dumps(_data_json(bundle), indent=2))
+    return _Run(cfg, run_dir, bundle, printer, state=None).run()
+
+
+def _resume(run_dir: Path, data: Any, options: dict[str, Any]) -> TrainResult:
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(
+            f"cannot resume {str(run_dir)!r}: no config.yaml there (is it a run directory "
+            "made by 'cnnlab train'?)"
+        )
+    saved = read_yaml(run_dir / "config.yaml")
+    changed = [k for k, v in options.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v]
+    if changed:
+        raise ValueError(
+            f"--resume continues {str(run_dir)!r} with its saved settings; these cannot change: "
+            f"{', '.join(changed)} (changeable: {', '.join(RESUME_OVERRIDABLE)})"
+        )
+    cfg = TrainConfig(**{**saved, **options})
+    state_file = run_dir / STATE_FILE
+    if not state_file.is_file():
+        raise FileNotFoundError(
+            f"cannot resume {str(run_dir)!r}: no {STATE_FILE} (no epoch finished before it "
+            "stopped); start it again instead"
+        )
+    state = load_state(state_file)
+    printer = TrainPrinter(cfg.quiet)
+    printer.log(f"resuming {run_dir} after epoch {state['epoch']}")
+    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    bundle = data if data is not None else _setup.load_bundle(cfg)
+    return _Run(cfg, run_dir, bundle, printer, state=state).run()
+
+
+def _data_json(bundle: Any) -> dict[str, Any]:
+    return bundle.to_json() if hasattr(bundle, "to_json") else {"source": str(bundle)}
+
+
+class _Run:
+    """One run, from the first (or resumed) epoch to the final evaluation."""
+
+    def __init__(
+        self, cfg: TrainConfig, run_dir: Path, bundle: Any, printer: TrainPrinter,
+        state: dict[str, Any] | None,
+    ) -> None:
+        self.cfg, self.run_dir, self.bundle, self.printer = cfg, run_dir, bundle, printer
+        self.state = state
+        self.device = _setup.resolve_device(cfg.device)
+        self.autocast = _setup.autocast_factory(cfg, self.device)
+
+    def run(self) -> TrainResult:
+        cfg, printer = self.cfg, self.printer
+        generator = seed_everything(cfg.seed)
+        setup = _setup.build_model(cfg, self.bundle)
+        model = setup.model.to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        train, val = self._resident(self.bundle.train), self._resident(self.bundle.val)
+        if len(train) == 0:
+            raise ValueError(f"dataset {cfg.dataset!r} has no training images")
+        steps = num_train_batches(len(train), cfg.batch_size)
+        optimizer, scheduler = _setup.build_optimization(cfg, model, steps)
+        self.meta_base = {
+            "model": setup.spec,
+            "class_names": list(self.bundle.class_names),
+            "normalization": {"mean": setup.mean, "std": setup.std},
+            "input_size": [self.bundle.in_channels, *self.bundle.image_size],
+        }
+        history: list[dict[str, Any]] = []
+        best = {"epoch": None, "val_acc": -math.inf, "val_loss": math.inf}
+        bad_epochs, start_epoch = 0, 1
+        if self.state is not None:
+            s = self.state
+            if cfg.unfreeze_at is not None and s["epoch"] >= cfg.unfreeze_at:
+                _setup.unfreeze_all(cfg, model, optimizer, scheduler)
+            model.load_state_dict(s["model"])
+            optimizer.load_state_dict(s["optimizer"])
+            scheduler.load_state_dict(s["scheduler"])
+            set_rng_state(s["rng"], generator)
+            history, best, bad_epochs = list(s["history"]), dict(s["best"]), s["bad_epochs"]
+            start_epoch = s["epoch"] + 1
+            write_metrics(self.run_dir / "metrics.csv", history)  # drop rows of a lost epoch
+        else:
+            for message in setup.messages:
+                printer.log(message)
+            self._write_summary(model)
+        self._print_start(model, start_epoch)
+        normalizer = Normalizer(setup.mean, setup.std, self.device, cfg.channels_last)
+        ctx = EpochContext(
+            model=torch.compile(model) if cfg.compile else model,
+            images=train.images, labels=train.labels, normalizer=normalizer,
+            augment=self._augment(), optimizer=optimizer, scheduler=scheduler,
+            criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+            generator=generator, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip,
+            autocast=self.autocast, sync_every=1 if self.device.type == "cpu" else 25,
+        )
+        writer = self._tensorboard()
+        stopped = "completed" if start_epoch <= cfg.epochs else "already_complete"
+        try:
+            for epoch in range(start_epoch, cfg.epochs + 1):
+                if cfg.unfreeze_at == epoch:
+                    printer.log(_setup.unfreeze_all(cfg, model, optimizer, scheduler))
+                printer.start_epoch(epoch, cfg.epochs, steps)
+                try:
+                    row = {"epoch": epoch, **train_epoch(ctx, printer.step, epoch)}
+                except TrainingDiverged as exc:
+                    raise TrainingDiverged(
+                        self._diverged_message(exc, history), self.run_dir
+                    ) from None
+                finally:
+                    printer.close()
+                row["val_loss"], row["val_acc"] = evaluate_split(
+                    ctx.model, val.images, val.labels, normalizer, self.autocast
+                )
+                history.append(row)
+                improved = _better(row, best)
+                if improved:
+                    best = {"epoch": epoch, "val_acc": row["val_acc"], "val_loss": row["val_loss"]}
+                bad_epochs = 0 if improved else bad_epochs + 1
+                self._save_epoch(model, optimizer, scheduler, generator, row, improved,
+                                 history, best, bad_epochs)
+                if writer is not None:
+                    for key, value in row.items():
+                        if key != "epoch":
+                            writer.add_scalar(key, value, epoch)
+                printer.end_epoch(row, cfg.epochs, improved)
+                if cfg.patience is not None and bad_epochs >= cfg.patience:
+                    stopped = "early_stopping"
+                    printer.log(
+                        f"early stopping: no better validation accuracy for {cfg.patience} "
+                        f"epochs (best {best['val_acc']:.4f} at epoch {best['epoch']})"
+                    )
+                    break
+        finally:
+            if writer is not None:
+                writer.close()
+        return self._finish(history, best, stopped)
+
+    # --- pieces ---------------------------------------------------------------------------------
+
+    def _resident(self, split: Any) -> Any:
+        """Move a split to the GPU once when it fits, so batches never cross the bus."""
+        if self.device.type != "cpu" and split.images.numel() <= _RESIDENT_BYTES:
+            return split.to(self.device)
+        return split
+
+    def _augment(self) -> nn.Module | None:
+        from cnnlab.data import build_augment, default_augment_name
+
+        name = self.cfg.augment
+        if name == "auto":
+            name = default_augment_name(self.cfg.dataset)
+        aug = build_augment(name, self.bundle.image_size)
+        return None if getattr(aug, "is_identity", False) else aug.to(self.device).train()
+
+    def _tensorboard(self) -> Any:
+        if not self.cfg.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError(
+                "--tensorboard needs the tensorboard package, which is not installed; "
+                "install it with 'pip install tensorboard' or leave out --tensorboard"
+            ) from None
+        return SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+
+    def _write_summary(self, model: nn.Module) -> None:
+        summary = _setup.summary_json(model, self.meta_base["input_size"])
+        if summary is not None:
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2,
+                                                                         default=str))
+
+    def _print_start(self, model: nn.Module, start_epoch: int) -> None:
+        n_params = sum(p.numel() for p in model.parameters())
+        summary = getattr(self.bundle, "summary", None)
+        if summary is not None:
+            self.printer.log(summary())
+        self.printer.log(
+            f"model {self.cfg.model} ({n_params:,} parameters) on {self.device}, "
+            f"{self.cfg.precision}{', channels_last' if self.cfg.channels_last else ''}; "
+            f"epochs {start_epoch}-{self.cfg.epochs}; run directory {self.run_dir}"
+        )
+
+    def _save_epoch(
+        self, model: nn.Module, optimizer: Any, scheduler: Any, generator: torch.Generator,
+        row: dict[str, Any], improved: bool, history: list[dict[str, Any]],
+        best: dict[str, Any], bad_epochs: int,
+    ) -> None:
+        # Order: the resume state (one atomic file with the weights) first, then checkpoints
+        # and metrics; a kill in between leaves a state that resumes to the same result.
+        save_state(self.run_dir / STATE_FILE, {
+            "epoch": row["epoch"], "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": get_rng_state(generator), "history": history, "best": best,
+            "bad_epochs": bad_epochs,
+        })
+        meta = {**self.meta_base, "epoch": row["epoch"], "metrics": row}
+        save_checkpoint(self.run_dir / "last.safetensors", model, meta)
+        if improved:
+            save_checkpoint(self.run_dir / "best.safetensors", model, meta)
+        write_metrics(self.run_dir / "metrics.csv", history)
+
+    def _diverged_message(self, exc: Exception, history: list[dict[str, Any]]) -> str:
+        last = self.run_dir / "last.safetensors"
+        kept = (f"the last good checkpoint is {last} (epoch {history[-1]['epoch']})"
+                if history else "no epoch finished, so there is no checkpoint")
+        return (f"{exc}; {kept}. Try a lower --lr (now {self.cfg.lr:g}), --grad-clip 1.0, "
+                "or --precision fp32")
+
+    def _finish(self, history: list[dict[str, Any]], best: dict[str, Any],
+                stopped: str) -> TrainResult:
+        cfg, printer = self.cfg, self.printer
+        result = TrainResult(self.run_dir, cfg, history, best["epoch"], stopped)
+        if history and best["epoch"] is not None:
+            printer.log(f"best validation accuracy {best['val_acc']:.4f} at epoch "
+                        f"{best['epoch']} (best.safetensors)")
+        split = cfg.eval_split
+        if split is not None and history:
+            available = self.bundle.splits() if hasattr(self.bundle, "splits") else {}
+            if split in available and len(available[split]) > 0:
+                from cnnlab.train.evaluate import evaluate
+
+                result.eval = evaluate(self.run_dir, split=split, data=self.bundle,
+                                       device=str(self.device)).metrics
+                e = result.eval
+                top5 = (f", top-5 {e['top5_accuracy']:.4f}"
+                        if e.get("top5_accuracy") is not None else "")
+                printer.log(f"{split} accuracy {e['accuracy']:.4f}{top5} "
+                            f"({e['num_images']} images, eval/{split}/)")
+        if cfg.report:
+            self._report()
+        printer.log(f"run directory: {self.run_dir}")
+        printer.log(f"next: cnnlab evaluate {self.run_dir}  |  cnnlab predict {self.run_dir} "
+                    "IMAGE_OR_DIR")
+        return result
+
+    def _report(self) -> None:
+        try:
+            from cnnlab.viz.report import write_report
+        except ImportError:
+            return
+        try:
+            path = write_report(self.run_dir)
+            self.printer.log(f"report: {path}")
+        except Exception as exc:  # a figure failing must not lose a finished run
+            self.printer.log(f"report not written ({type(exc).__name__}: {exc})")
+
+
+def _better(row: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Higher validation accuracy wins; a tie goes to the lower validation loss."""
+    acc, loss = row["val_acc"], row["val_loss"]
+    if math.isnan(acc):  # no validation split: every epoch is the newest best
+        return True
+    return acc > best["val_acc"] or (acc == best["val_acc"] and loss < best["val_loss"])
