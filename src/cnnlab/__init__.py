@@ -14,3 +14,23 @@ cheap.
 """
 
 __version__ = "0.1.0"
+
+# ``cnnlab.evaluate(...)`` and ``cnnlab.predict(...)``: the Python API of the two commands,
+# imported on first use so that ``import cnnlab`` stays cheap.
+_LAZY_FUNCTIONS = {
+    "evaluate": ("cnnlab.train.evaluate", "evaluate"),
+    "predict": ("cnnlab.predict", "predict"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_FUNCTIONS:
+        import importlib
+
+        module_name, attr = _LAZY_FUNCTIONS[name]
+        function = getattr(importlib.import_module(module_name), attr)
+        # Importing a submodule of the same name (cnnlab.predict) binds the module here; the
+        # function takes its place so that cnnlab.predict(...) keeps working afterwards.
+        globals()[name] = function
+        return function
+    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
