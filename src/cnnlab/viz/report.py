@@ -1,0 +1,421 @@
+"""The run report: one self-contained ``report.html`` per run directory.
+
+Everything is inside the one file: figures are PNGs embedded as base64 ``data:`` URIs, styles are
+inline, there is no script and nothing is fetched (a Content-Security-Policy forbids it), so the
+page opens offline, from an e-mail attachment or an archive. Each section is built on its own;
+a part that cannot be made (no evaluation yet, dataset not on this machine) is replaced by a note
+saying why, and the rest of the report is still written.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from cnnlab.checkpoint import atomic_write_text
+from cnnlab.viz import _run
+from cnnlab.viz._common import save_figure
+
+REPORT_FILE = "report.html"
+MAX_REPORT_IMAGES = 2000  # images scored for the grids when the report predicts by itself
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;
+padding:1.2em 2em;color:#222;background:#fff}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;
+padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f4}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;height:auto;border:1px solid #eee}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em;margin:.6em 0}
+.muted{color:#666;font-size:.9em}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
+.cards{display:flex;flex-wrap:wrap;gap:.8em}.card{border:1px solid #ddd;border-radius:6px;
+padding:.5em .9em;min-width:9em}.card b{display:block;font-size:1.4em}
+"""
+
+
+class _Page:
+    """Collects HTML sections; a section that raises becomes a note instead."""
+
+    def __init__(self, run_dir: Path, save_figures: bool):
+        self.run_dir = run_dir
+        self.save_figures = save_figures
+        self.parts: list[str] = []
+
+    def section(self, title: str, build: Callable[[], str | None]) -> None:
+        try:
+            body = build()
+        except Exception as exc:  # a report with a note beats no report
+            body = note(f"{title} could not be made: {type(exc).__name__}: {exc}")
+        if body:
+            self.parts.append(f"<section><h2>{esc(title)}</h2>\n{body}</section>")
+
+    def figure(self, fig: Figure, name: str, alt: str) -> str:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        if self.save_figures:
+            save_figure(fig, self.run_dir / "figures" / f"{name}.png", dpi=110)
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def esc(value: Any) -> str:
+    """HTML-escape ``str(value)``."""
+    return html.escape(str(value), quote=True)
+
+
+def note(text: str) -> str:
+    """A highlighted note paragraph."""
+    return f'<p class="note">{esc(text)}</p>'
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f'<td class="num">{value:.4g}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="num">{value}</td>'
+    if isinstance(value, (dict, list)):
+        return f"<td><code>{esc(json.dumps(value))}</code></td>"
+    return f"<td>{esc('' if value is None else value)}</td>"
+
+
+def table(header: list[str], rows: list[list[Any]], max_rows: int = 300) -> str:
+    """An HTML table; numbers right-aligned; at most ``max_rows`` rows (the rest counted)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in rows[:max_rows])
+    more = (
+        f'<p class="muted">… {len(rows) - max_rows} more rows</p>' if len(rows) > max_rows else ""
+    )
+    return f"<table><tr>{head}</tr>{body}</table>{more}"
+
+
+def _kv(mapping: dict[str, Any]) -> str:
+    return table(["key", "value"], [[k, v] for k, v in mapping.items()])
+
+
+def _num(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+class _Run:
+    """What the report knows about one run; loads model, data and predictions lazily, once."""
+
+    def __init__(self, run_dir: Path, split: str | None):
+        self.dir = run_dir
+        self.split_arg = split
+        self.config = _run.read_config(run_dir)
+        self.data_json = _run.read_json(run_dir / "data.json") or {}
+        self.eval_dir = _run.eval_dir(run_dir, split)
+        self._cache: dict[str, Any] = {}
+
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            try:
+                self._cache[key] = (make(), None)
+            except Exception as exc:
+                self._cache[key] = (None, f"{type(exc).__name__}: {exc}")
+        value, error = self._cache[key]
+        if error:
+            raise RuntimeError(error)
+        return value
+
+    def model(self):
+        from cnnlab.checkpoint import load_model
+
+        return self._once("model", lambda: load_model(self.dir))
+
+    def bundle(self):
+        return self._once("bundle", lambda: _run.load_run_data(self.dir, self.model()[1]))
+
+    def split(self) -> str:
+        if self.eval_dir is not None:
+            return self.eval_dir.name
+        if self.split_arg:
+            return self.split_arg
+        return "test" if self.bundle().test is not None and len(self.bundle().test) else "val"
+
+    def scored(self):
+        """(images uint8, labels, logits) of up to MAX_REPORT_IMAGES images of the split."""
+
+        def make():
+            model, meta = self.model()
+            s = self.bundle().split(self.split())
+            images, labels = s.images[:MAX_REPORT_IMAGES], s.labels[:MAX_REPORT_IMAGES]
+            return images, labels, _run.predict_logits(model, images, meta)
+
+        return self._once("scored", make)
+
+    def evaluation(self) -> tuple[dict[str, Any], list[list[Any]], list[str], Any, str]:
+        """(metrics, per-class rows, class names, confusion, where it came from)."""
+
+        def make():
+            if self.eval_dir is not None:
+                metrics = _run.read_json(self.eval_dir / "metrics.json") or {}
+                per_class = _run.read_csv(self.eval_dir / "per_class.csv")
+                rows = [[_num(v) for v in r] for r in per_class[1]] if per_class else []
+                conf = _run.read_confusion(self.eval_dir)
+                names, cm = conf if conf else ([], None)
+                return metrics, rows, names, cm, f"from {self.eval_dir.relative_to(self.dir)}/"
+            from cnnlab.train import evaluate
+
+            res = evaluate(self.dir, self.split(), data=self.bundle(), save=False)
+            rows = [
+                [r["class"], r["precision"], r["recall"], r["f1"], r["support"]]
+                for r in res.per_class
+            ]
+            return (
+                res.metrics,
+                rows,
+                res.class_names,
+                res.confusion.tolist(),
+                f"computed now on the {self.split()} split (no saved evaluation; run "
+                f"'cnnlab evaluate {self.dir}' to keep one)",
+            )
+
+        return self._once("evaluation", make)
+
+
+def _header(run: _Run) -> str:
+    meta: dict[str, Any] = {}
+    try:
+        meta = run.model()[1]
+    except RuntimeError:
+        pass
+    model = (meta.get("model") or {}).get("name") or run.config.get("model", "?")
+    dataset = run.data_json.get("source") or run.config.get("dataset", "?")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    versions = ", ".join(f"{k} {meta[k]}" for k in ("cnnlab_version", "torch_version") if k in meta)
+    return (
+        f"<h1>Run {esc(run.dir.name)}</h1><p class='muted'>model <b>{esc(model)}</b> on "
+        f"<b>{esc(dataset)}</b> · report written {stamp}"
+        f"{' · ' + esc(versions) if versions else ''}</p>"
+    )
+
+
+def _metrics_section(page: _Page, run: _Run) -> str:
+    parts = []
+    cards = []
+    from cnnlab.viz.curves import read_metrics
+
+    try:
+        cols = read_metrics(run.dir)
+        epochs = cols.get("epoch") or list(range(1, len(next(iter(cols.values()))) + 1))
+        val = cols.get("val_acc") or []
+        if val and any(v == v for v in val):
+            best = max((v, i) for i, v in enumerate(val) if v == v)
+            cards.append(("best val accuracy", f"{best[0]:.2%}", f"epoch {epochs[best[1]]:g}"))
+        last = {k: v[-1] for k, v in cols.items()}
+        cards.append(("epochs", f"{last.get('epoch', len(epochs)):g}", ""))
+        for key in ("train_loss", "val_loss", "images_per_s"):
+            if key in last and last[key] == last[key]:
+                cards.append((f"last {key}", f"{last[key]:.4g}", ""))
+    except (FileNotFoundError, ValueError) as exc:
+        parts.append(note(f"no training metrics: {exc}"))
+    try:
+        metrics, _, _, _, source = run.evaluation()
+        acc = metrics.get("accuracy")
+        if isinstance(acc, (int, float)):
+            cards.insert(
+                0,
+                (
+                    f"{metrics.get('split', run.split())} accuracy",
+                    f"{acc:.2%}",
+                    f"{metrics.get('num_images', '?')} images",
+                ),
+            )
+        shown = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+        parts.append(f"<h3>Evaluation</h3><p class='muted'>{esc(source)}</p>{_kv(shown)}")
+    except RuntimeError as exc:
+        parts.append(note(f"no evaluation: {exc}"))
+    html_cards = "".join(
+        f"<div class='card'>{esc(t)}<b>{esc(v)}</b><span class='muted'>{esc(s)}</span></div>"
+        for t, v, s in cards
+    )
+    return f"<div class='cards'>{html_cards}</div>" + "".join(parts)
+
+
+def _curves(page: _Page, run: _Run) -> str:
+    from cnnlab.viz.curves import plot_curves
+
+    if not (run.dir / "metrics.csv").is_file():
+        return note("metrics.csv is missing: the run has not finished an epoch yet")
+    return page.figure(plot_curves(run.dir), "curves", "training curves")
+
+
+def _per_class(page: _Page, run: _Run) -> str:
+    _, rows, _, _, source = run.evaluation()
+    if not rows:
+        return note("the evaluation holds no per-class table")
+    header = ["class", "precision", "recall", "f1", "support"][: len(rows[0])]
+    return f"<p class='muted'>{esc(source)}</p>" + table(header, rows)
+
+
+def _confusion(page: _Page, run: _Run) -> str:
+    from cnnlab.viz.confusion import most_confused, plot_confusion
+
+    _, _, names, cm, source = run.evaluation()
+    if cm is None:
+        return note("the evaluation holds no confusion matrix")
+    pairs = most_confused(cm, names or None, k=10)
+    pairs_html = (
+        table(["true", "predicted as", "count"], [list(p) for p in pairs])
+        if pairs
+        else "<p>No confusions.</p>"
+    )
+    return (
+        f"<p class='muted'>{esc(source)}</p>"
+        + page.figure(plot_confusion(cm, names or None), "confusion", "confusion matrix")
+        + "<h3>Most confused pairs</h3>"
+        + pairs_html
+    )
+
+
+def _grids(page: _Page, run: _Run) -> str:
+    from cnnlab.viz.grids import plot_predictions, plot_top_losses
+
+    images, labels, logits = run.scored()
+    names = run.model()[1].get("class_names")
+    n = min(32, len(images))
+    grid = plot_predictions(
+        images[:n], labels[:n], logits[:n].argmax(1), names, logits[:n].softmax(1).max(1).values
+    )
+    top = plot_top_losses(images, labels, logits, names, k=min(16, len(images)))
+    return (
+        f"<p class='muted'>first {n} images of the {esc(run.split())} split; titles read "
+        "predicted / true</p>"
+        + page.figure(grid, "predictions", "prediction grid")
+        + f"<h3>Highest losses</h3><p class='muted'>among {len(images)} images</p>"
+        + page.figure(top, "top_losses", "highest-loss images")
+    )
+
+
+def _augmentation(page: _Page, run: _Run) -> str:
+    import torch
+
+    from cnnlab.data import build_augment, to_float
+    from cnnlab.viz.grids import plot_augmentation_preview
+
+    name = run.config.get("augment") or "none"
+    bundle = run.bundle()
+    aug = build_augment(name, bundle.image_size)
+    aug.train()
+    gen = torch.Generator().manual_seed(0)
+    pick = torch.randperm(len(bundle.train), generator=gen)[:6]
+    images = bundle.train.images[pick]
+    fig = plot_augmentation_preview(images, lambda x: aug(to_float(x), generator=gen), n_views=5)
+    text = f"augmentation {name!r}: {aug!r}" + (
+        " (none: the views equal the originals)" if name == "none" else ""
+    )
+    return f"<p class='muted'>{esc(text)}</p>" + page.figure(fig, "augmentation", "augmentation")
+
+
+def _summary(page: _Page, run: _Run) -> str:
+    doc = _run.read_json(run.dir / "summary.json")
+    if doc is None:
+        try:
+            model = run.model()[0]
+        except RuntimeError as exc:
+            return note(f"summary.json is missing and the model could not be loaded: {exc}")
+        params = sum(p.numel() for p in model.parameters())
+        return (
+            note("summary.json is missing; showing the module tree")
+            + f"<p>{params:,} parameters</p><pre>{esc(model)}</pre>"
+        )
+    return render_json(doc)
+
+
+def render_json(doc: Any) -> str:
+    """Render JSON readably: text in <pre>, lists of records as tables, else key/value."""
+    if isinstance(doc, str):
+        return f"<pre>{esc(doc)}</pre>"
+    if isinstance(doc, list) and doc and all(isinstance(r, dict) for r in doc):
+        keys = list(dict.fromkeys(k for r in doc for k in r))
+        return table(keys, [[r.get(k) for k in keys] for r in doc])
+    if isinstance(doc, dict):
+        out, scalars = [], {}
+        for k, v in doc.items():
+            if (
+                isinstance(v, (list, dict))
+                and v
+                and not (
+                    isinstance(v, list)
+                    and len(v) <= 4
+                    and all(not isinstance(x, (dict, list)) for x in v)
+                )
+            ):
+                out.append(f"<h3>{esc(k)}</h3>{render_json(v)}")
+            elif isinstance(v, str) and "\n" in v:
+                out.append(f"<h3>{esc(k)}</h3><pre>{esc(v)}</pre>")
+            else:
+                scalars[k] = v
+        return (_kv(scalars) if scalars else "") + "".join(out)
+    return f"<pre>{esc(json.dumps(doc, indent=1))}</pre>"
+
+
+def _config(page: _Page, run: _Run) -> str:
+    parts = [_kv(run.config) if run.config else note("config.yaml is missing")]
+    if run.data_json:
+        parts.append("<h3>Data</h3>" + render_json(run.data_json))
+    return "".join(parts)
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    split: str | None = None,
+    out: str | os.PathLike | None = None,
+    save_figures: bool = True,
+) -> Path:
+    """Write ``run_dir/report.html``: config, summary, metrics, per-class table and figures.
+
+    Args:
+        run_dir: a run directory made by ``cnnlab train``.
+        split: evaluation split to report (default: the saved evaluation, test, else val).
+        out: where to write (default ``run_dir/report.html``).
+        save_figures: also write the figures as PNGs under ``run_dir/figures/``.
+
+    Returns:
+        The path of the written report.
+
+    Example:
+        >>> write_report("runs/digits-simple_cnn")  # doctest: +SKIP
+        PosixPath('runs/digits-simple_cnn/report.html')
+    """
+    run = _Run(_run.run_path(run_dir), split)
+    page = _Page(run.dir, save_figures)
+    page.section("Results", lambda: _metrics_section(page, run))
+    page.section("Training curves", lambda: _curves(page, run))
+    page.section("Per-class results", lambda: _per_class(page, run))
+    page.section("Confusion matrix", lambda: _confusion(page, run))
+    page.section("Predictions", lambda: _grids(page, run))
+    page.section("Augmentation preview", lambda: _augmentation(page, run))
+    page.section("Model summary", lambda: _summary(page, run))
+    page.section("Configuration", lambda: _config(page, run))
+    doc = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>cnnlab report: {esc(run.dir.name)}</title><style>{CSS}</style></head>\n<body>"
+        + _header(run)
+        + "\n".join(page.parts)
+        + "<p class='muted'>Written by cnnlab.viz.write_report; self-contained, works offline."
+        "</p></body></html>\n"
+    )
+    target = Path(out) if out is not None else run.dir / REPORT_FILE
+    atomic_write_text(target, doc)
+    return target
