@@ -12,7 +12,16 @@ Example:
 """
 
 from cnnlab.layers.conv import Conv2d, Conv3d, ConvTranspose2d, DilatedConv2d
+from cnnlab.layers.grouped import GroupedConv2d, ShuffledGroupedConv2d
 from cnnlab.layers.norm import NORM_NAMES, Denormalize, Normalize, norm_layer
+from cnnlab.layers.pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d, MaxUnpool2d, Upsample
+from cnnlab.layers.separable import (
+    DepthwiseSeparableConv2d,
+    FlattenedConv2d,
+    Rank1Factors,
+    SpatiallySeparableConv2d,
+    factorize_rank1,
+)
 from cnnlab.layers.shapes import (
     SamePadding,
     ShapeResult,
@@ -27,8 +36,15 @@ from cnnlab.layers.shuffle import ChannelShuffle, channel_shuffle
 __all__ = [
     # conv.py
     "Conv2d", "Conv3d", "ConvTranspose2d", "DilatedConv2d",
+    # grouped.py
+    "GroupedConv2d", "ShuffledGroupedConv2d",
     # norm.py
     "NORM_NAMES", "Denormalize", "Normalize", "norm_layer",
+    # pooling.py
+    "AvgPool2d", "GlobalAvgPool2d", "MaxPool2d", "MaxUnpool2d", "Upsample",
+    # separable.py
+    "DepthwiseSeparableConv2d", "FlattenedConv2d", "Rank1Factors", "SpatiallySeparableConv2d",
+    "factorize_rank1",
     # shapes.py
     "SamePadding", "ShapeResult", "conv_output_size", "conv_transpose_output_size", "get_padding",
     "pool_output_size", "same_padding",
