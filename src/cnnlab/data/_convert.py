@@ -48,3 +48,19 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
             out[start : start + _CHUNK] = y.round_().clamp_(0, 255).to(torch.uint8)
         return out
     raise ValueError(f"channels must be 1 or 3, got {channels} (images have {c} channels)")
+
+
+def convert(
+    images: torch.Tensor, size: tuple[int, int] | None, channels: int | None
+) -> torch.Tensor:
+    """Convert channels (when ``channels`` is given), then resize (when ``size`` is given).
+
+    Example:
+        >>> convert(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), (4, 4), 1).shape
+        torch.Size([1, 1, 4, 4])
+    """
+    if channels is not None:
+        images = convert_channels(images, channels)
+    if size is not None:
+        images = resize_uint8(images, size)
+    return images.contiguous()

@@ -42,8 +42,13 @@ def stratified_split(
     g = torch.Generator().manual_seed(int(seed))
     labels = labels.cpu()
     parts: list[list[torch.Tensor]] = [[] for _ in range(len(fractions) + 1)]
-    for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
+    if len(labels) == 0:
+        return [torch.zeros(0, dtype=torch.int64) for _ in range(len(fractions) + 1)]
+    # One stable sort groups the indices by class, each group in increasing index order.
+    order = torch.argsort(labels, stable=True)
+    for idx in torch.split(order, torch.bincount(labels).tolist()):
+        if len(idx) == 0:
+            continue
         idx = idx[torch.randperm(len(idx), generator=g)]
         start = 0
         for i, frac in enumerate(fractions):

@@ -159,12 +159,6 @@ class Augment(nn.Module):
         return xp.flatten(2).gather(2, index).view(b, c, h, w)
 
     def _affine(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        # Output pixel at normalized coords q = (u, v) in [-1, 1]^2 samples the input at
-        #   D^-1 R(a) D S q + t,
-        # where S = diag(fw, fh) shrinks to the crop (fractions of width/height), D =
-        # diag(W/2, H/2) converts to pixels so that the rotation R(a) is a true rotation on
-        # non-square images, and t = (cx, cy) is the crop centre. Multiplying out:
-        #   A = [[cos a * fw, -sin a * fh * H/W], [sin a * fw * W/H, cos a * fh]].
         b, _, h, w = x.shape
         if self.resized_crop:
             scale = _uniform(b, *self.resized_crop, g)
@@ -176,18 +170,9 @@ class Augment(nn.Module):
         else:
             fw = fh = torch.ones(b)
             cx = cy = torch.zeros(b)
-        angle = torch.deg2rad(_uniform(b, -self.rotate, self.rotate, g))
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack(
-            [
-                torch.stack([cos * fw, -sin * fh * (h / w), cx], dim=1),
-                torch.stack([sin * fw * (w / h), cos * fh, cy], dim=1),
-            ],
-            dim=1,
-        )  # (B, 2, 3)
-        theta = theta.to(device=x.device, dtype=x.dtype)
-        grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        angle = _uniform(b, -self.rotate, self.rotate, g)
+        theta = affine_matrices(fw, fh, cx, cy, angle, (h, w))
+        return apply_affine(x, theta)
 
     def _jitter(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         # brightness: x * fb;  contrast: (x - m) * fc + m with m the image's mean grey level;
@@ -239,3 +224,55 @@ class Augment(nn.Module):
 def _luma(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601-2 luma of RGB images (B, 3, H, W) -> (B, 1, H, W)."""
     return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def affine_matrices(
+    fw: torch.Tensor,
+    fh: torch.Tensor,
+    cx: torch.Tensor,
+    cy: torch.Tensor,
+    angle: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Per-sample ``affine_grid`` matrices (B, 2, 3) for a crop then a rotation.
+
+    The output pixel at normalized coords q = (u, v) in [-1, 1]^2 samples the input at
+    ``D^-1 R(a) D S q + t``, where S = diag(fw, fh) shrinks to the crop (fractions of the
+    width/height), D = diag(W/2, H/2) converts to pixels so that R(a) is a true rotation on
+    non-square images, and t = (cx, cy) is the crop centre. Multiplied out:
+    ``A = [[cos a * fw, -sin a * fh * H/W], [sin a * fw * W/H, cos a * fh]]``.
+
+    Args:
+        fw, fh: crop width/height as fractions of the image (B,).
+        cx, cy: crop centre in normalized coordinates (B,).
+        angle: rotation in degrees (B,), counter-clockwise in image coordinates (y down).
+        size: (H, W).
+
+    Example:
+        >>> one, zero = torch.ones(1), torch.zeros(1)
+        >>> theta = affine_matrices(one, one, zero, zero, zero, (8, 8))
+        >>> theta[0].tolist() == [[1, 0, 0], [0, 1, 0]]
+        True
+    """
+    h, w = size
+    a = torch.deg2rad(angle)
+    cos, sin = torch.cos(a), torch.sin(a)
+    row0 = torch.stack([cos * fw, -sin * fh * (h / w), cx], dim=1)
+    row1 = torch.stack([sin * fw * (w / h), cos * fh, cy], dim=1)
+    return torch.stack([row0, row1], dim=1)  # (B, 2, 3)
+
+
+def apply_affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample a float batch (B, C, H, W) with matrices (B, 2, 3): one bilinear grid_sample.
+
+    Pixels that fall outside the input read as 0.
+
+    Example:
+        >>> theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+        >>> x = torch.rand(1, 1, 4, 4)
+        >>> torch.allclose(apply_affine(x, theta), x, atol=1e-6)
+        True
+    """
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.data._convert import convert_channels, resize_uint8
+from cnnlab.data._convert import convert
 from cnnlab.data._split import check_fraction, stratified_split
 from cnnlab.data.bundle import DataBundle, Split
 
@@ -33,16 +33,6 @@ def _check_channels(channels: int | None) -> int | None:
     return channels
 
 
-def _finish(
-    images: torch.Tensor, size: tuple[int, int] | None, channels: int | None
-) -> torch.Tensor:
-    if channels is not None:
-        images = convert_channels(images, channels)
-    if size is not None:
-        images = resize_uint8(images, size)
-    return images.contiguous()
-
-
 def split_pool(
     pool: Split, val_split: float, test_split: float, seed: int
 ) -> tuple[Split, Split, Split | None]:
@@ -66,7 +56,7 @@ def _load_digits(size: tuple[int, int], channels: int | None) -> tuple[Split, li
     x = torch.from_numpy(d.images).to(torch.float64)  # (1797, 8, 8)
     x = (x * (255.0 / 16.0)).round().clamp(0, 255).to(torch.uint8).unsqueeze(1)  # (N, 1, 8, 8)
     y = torch.from_numpy(d.target).to(torch.int64)
-    return Split(_finish(x, size, channels), y), [str(int(c)) for c in d.target_names]
+    return Split(convert(x, size, channels), y), [str(int(c)) for c in d.target_names]
 
 
 def load_data(
@@ -143,21 +133,14 @@ def load_data(
         from cnnlab.data._vision import load_vision
 
         key = key.replace("-", "_")
-        train_pool, test, class_names, extra = load_vision(
-            key, Path(data_dir), download=download, cache_dir=cache_dir, use_cache=use_cache
-        )
-        train_pool = Split(_finish(train_pool.images, size, channels), train_pool.labels)
-        test = Split(_finish(test.images, size, channels), test.labels)
+        train_pool, test, class_names = load_vision(
+            key, Path(data_dir), size=size, channels=channels, download=download,
+            cache_dir=None if cache_dir is None else Path(cache_dir), use_cache=use_cache,
+        )  # fmt: skip
         val_idx, train_idx = stratified_split(train_pool.labels, (val_split,), seed)
-        info = {"seed": seed, "val_split": val_split, **extra}
-        return DataBundle(
-            key,
-            class_names,
-            train_pool.subset(train_idx),
-            train_pool.subset(val_idx),
-            test,
-            info=info,
-        )
+        info = {"seed": seed, "val_split": val_split, "test_split": None}
+        train, val = train_pool.subset(train_idx), train_pool.subset(val_idx)
+        return DataBundle(key, class_names, train, val, test, info=info)
     if key.startswith("folder:"):
         from cnnlab.data.folder import load_folder
 

@@ -1,0 +1,204 @@
+"""Decode image files of any PIL mode and size into uint8 (C, H, W) arrays, many at a time.
+
+Modes are mapped to 1 channel (grayscale: ``1``, ``L``, ``I``, ``I;16``, ``F``, ``LA``) or 3
+(everything else: RGB, RGBA, palette, CMYK, YCbCr ...). Transparent images are composited onto
+white first, so a transparent background does not turn into arbitrary colours. Sizes are
+unified by resizing the shorter side to the target and centre-cropping (aspect ratio kept).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+     ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".tga"}
+)  # fmt: skip
+
+
+def mode_channels(mode: str) -> int:
+    """1 for grayscale PIL modes, 3 for colour ones.
+
+    Example:
+        >>> mode_channels("L"), mode_channels("CMYK"), mode_channels("P")
+        (1, 3, 3)
+    """
+    return 1 if mode in GRAY_MODES else 3
+
+
+def probe(path: Path) -> tuple[tuple[int, int], str] | str:
+    """``((width, height), mode)`` from the file header, or an error string."""
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except Exception as e:  # PIL raises many kinds for bad files
+        return f"{type(e).__name__}: {e}"
+
+
+def _to_channels(im: Image.Image, channels: int) -> Image.Image:
+    mode = im.mode
+    if mode.startswith("I") or mode == "F":
+        # 16/32-bit grayscale: PIL's convert("L") clips at 255, so rescale 16-bit range to 8-bit.
+        a = np.asarray(im)
+        if a.max(initial=0) > 255:
+            a = a.astype(np.float64) * (255.0 / 65535.0)
+        im = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
+    elif mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    target = "L" if channels == 1 else "RGB"
+    return im if im.mode == target else im.convert(target)
+
+
+def decode_one(
+    path: str | Path | IO[bytes],
+    size: tuple[int, int],
+    channels: int,
+    out: torch.Tensor | None = None,
+) -> np.ndarray | str | None:
+    """Decode one image file (or binary file object) to uint8 (C, H, W) of the target size.
+
+    Without ``out``: returns the array, or an error string when the file cannot be decoded.
+    With ``out`` (a uint8 tensor (C, H, W)): writes into it and returns None, or the error string.
+
+    Example:
+        >>> import io
+        >>> buf = io.BytesIO()
+        >>> Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(buf, format="PNG")
+        >>> a = decode_one(buf, (8, 8), 1)
+        >>> a.shape, int(a.min())  # transparent pixels composited onto white
+        ((1, 8, 8), 255)
+    """
+    a = _decode(path, size, channels)
+    if out is None or isinstance(a, str):
+        return a
+    out.copy_(torch.from_numpy(a))
+    return None
+
+
+def _decode(path: str | Path | IO[bytes], size: tuple[int, int], channels: int) -> np.ndarray | str:
+    h, w = size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Palette images with transparency ..."
+            with Image.open(path) as im:
+                iw, ih = im.size
+                scale = max(h / ih, w / iw)  # shorter side (relative to target) fills the target
+                rw, rh = max(w, round(iw * scale)), max(h, round(ih * scale))
+                if im.format == "JPEG":
+                    im.draft("L" if channels == 1 else "RGB", (rw, rh))  # decode at reduced scale
+                im = _to_channels(im, channels)
+                if im.size != (rw, rh):
+                    im = im.resize((rw, rh), Image.BILINEAR)  # PIL's resize filters (antialias)
+                if (rw, rh) != (w, h):
+                    left, top = (rw - w) // 2, (rh - h) // 2
+                    im = im.crop((left, top, left + w, top + h))
+                a = np.asarray(im, dtype=np.uint8)
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
+        return np.array(a, dtype=np.uint8, order="C")  # a writable copy of PIL's buffer
+    except Exception as e:  # truncated, corrupt, unsupported: reported, never fatal
+        return f"{type(e).__name__}: {e}"
+
+
+def _decode_chunk(
+    paths: Sequence[Path], size: tuple[int, int], channels: int
+) -> tuple[np.ndarray, list[str | None]]:
+    out = np.zeros((len(paths), channels, *size), dtype=np.uint8)
+    errors: list[str | None] = []
+    for i, p in enumerate(paths):
+        a = _decode(p, size, channels)
+        if isinstance(a, str):
+            errors.append(a)
+        else:
+            out[i] = a
+            errors.append(None)
+    return out, errors
+
+
+def _probe_chunk(paths: Sequence[Path]) -> list[tuple[tuple[int, int], str] | str]:
+    return [probe(p) for p in paths]
+
+
+_CHUNK = 500  # files per task sent to a worker process
+_MIN_PARALLEL = 2000  # below this many files, decoding in-process is faster than a pool
+
+
+def _map_chunks(fn: Callable, paths: Sequence[Path], *args: Any) -> list:
+    """Run ``fn(chunk, *args)`` over chunks of ``paths``: in worker processes when that pays.
+
+    Per-file work is mostly Python overhead for small images, so threads would serialize on the
+    GIL; forked worker processes decode in parallel and send back compact uint8 arrays.
+    """
+    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    workers = min(os.cpu_count() or 1, len(chunks))
+    fork = "fork" in mp.get_all_start_methods()
+    if workers < 2 or len(paths) < _MIN_PARALLEL or not fork:
+        return [fn(c, *args) for c in chunks]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded, fork() may ..."
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            return list(pool.map(fn, chunks, *([a] * len(chunks) for a in args)))
+
+
+def probe_all(paths: Sequence[Path]) -> list[tuple[tuple[int, int], str] | str]:
+    """``((width, height), mode)`` or an error string for every file, from the headers only."""
+    return [h for part in _map_chunks(_probe_chunk, paths) for h in part]
+
+
+def choose_format(
+    headers: Sequence[tuple[tuple[int, int], str] | str],
+    image_size: int | None,
+    channels: int | None,
+    max_side: int = 224,
+) -> tuple[tuple[int, int], int]:
+    """Pick the common (H, W) and channel count from the readable files' headers.
+
+    Channels: the requested value, else the majority over the files. Size: the requested square,
+    else the size every file shares when they all agree (and it is at most ``max_side``),
+    else a square of the most common shorter side, capped at ``max_side``.
+
+    Example:
+        >>> choose_format([((32, 32), "RGB"), ((32, 32), "L"), ((32, 32), "RGB")], None, None)
+        ((32, 32), 3)
+    """
+    ok = [hd for hd in headers if not isinstance(hd, str)]
+    if channels is None:
+        votes = Counter(mode_channels(mode) for _, mode in ok)
+        channels = 3 if votes[3] >= votes[1] else 1
+    if image_size is not None:
+        return (image_size, image_size), channels
+    sizes = Counter(s for s, _ in ok)
+    if len(sizes) == 1:
+        (w, h) = next(iter(sizes))
+        if max(w, h) <= max_side:
+            return (h, w), channels
+    side = Counter(min(s) for s, _ in ok).most_common(1)[0][0]
+    side = min(side, max_side)
+    return (side, side), channels
+
+
+def decode_all(
+    paths: Sequence[Path], size: tuple[int, int], channels: int
+) -> tuple[torch.Tensor, list[str | None]]:
+    """Decode every file into one uint8 tensor (N, C, H, W).
+
+    Rows of files that failed are left zero; the second result holds each file's error or None.
+    """
+    parts = _map_chunks(_decode_chunk, paths, size, channels)
+    if not parts:
+        return torch.zeros((0, channels, *size), dtype=torch.uint8), []
+    images = torch.from_numpy(np.concatenate([a for a, _ in parts]))
+    return images, [e for _, errs in parts for e in errs]

@@ -1,0 +1,258 @@
+"""Image folders (one sub-folder per class) -> DataBundle, robust to the mess of real folders.
+
+Layouts: ``PATH/<class>/...`` (split with val_split/test_split), or ``PATH/train/<class>/...``
+with optional ``PATH/val/`` (or ``valid/``, ``validation/``) and ``PATH/test/``. Images may sit
+in nested folders below a class folder. Unreadable or non-image files are skipped with one
+warning that counts them and names the first few; empty classes are dropped with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.data._cache import cache_key, default_cache_dir, load_cache, save_cache
+from cnnlab.data._decode import IMAGE_EXTENSIONS, choose_format, decode_all, probe_all
+from cnnlab.data._split import stratified_split
+from cnnlab.data.bundle import DataBundle, Split
+
+_VAL_NAMES = ("val", "valid", "validation")
+_PARTS = ("train", "val", "test", "all")  # index stored per image in the cache
+_SHOW = 5  # how many problem files a warning names
+_PROBE = 1000  # files whose headers decide the default size and channels
+
+
+def _subdirs(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _layout(root: Path) -> dict[str, Path]:
+    names = {p.name.lower(): p for p in _subdirs(root)}
+    if "train" not in names or not _subdirs(names["train"]):
+        return {"all": root}
+    parts = {"train": names["train"]}
+    for v in _VAL_NAMES:
+        if v in names:
+            parts["val"] = names[v]
+            break
+    if "test" in names:
+        parts["test"] = names["test"]
+    return parts
+
+
+@dataclass
+class _Scan:
+    """What a folder holds: image files (with stats, part and class) and non-image files."""
+
+    paths: list[str] = field(default_factory=list)
+    stats: list[tuple[str, int, int]] = field(default_factory=list)  # (relative path, size, mtime)
+    parts: list[int] = field(default_factory=list)  # index into _PARTS
+    labels: list[int] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)
+
+
+def _walk(prefix: int, class_dir: str, part: int, label: int, scan: _Scan) -> None:
+    """Add the files below ``class_dir`` (sorted, hidden entries skipped) to ``scan``.
+
+    Works on plain strings (``prefix`` = length of the root path + 1 gives relative paths):
+    pathlib objects cost more than the stat calls themselves on 50,000-file folders.
+    """
+    with os.scandir(class_dir) as it:
+        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    for e in entries:
+        if e.is_dir():
+            _walk(prefix, e.path, part, label, scan)
+        elif e.is_file():
+            if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS:
+                scan.others.append(Path(e.path))
+                continue
+            st = e.stat()
+            scan.paths.append(e.path)
+            scan.stats.append((e.path[prefix:].replace(os.sep, "/"), st.st_size, st.st_mtime_ns))
+            scan.parts.append(part)
+            scan.labels.append(label)
+
+
+def _scan(root: Path, parts: dict[str, Path]) -> _Scan:
+    """List every file of every class folder of every part (train/val/test or all)."""
+    train_part = "train" if "train" in parts else "all"
+    scan = _Scan(class_names=[d.name for d in _subdirs(parts[train_part])])
+    unknown: list[str] = []
+    for part, d in parts.items():
+        for cdir in _subdirs(d):
+            if cdir.name not in scan.class_names:
+                unknown.append(f"{part}/{cdir.name}")
+                continue
+            label = scan.class_names.index(cdir.name)
+            _walk(len(str(root)) + 1, str(cdir), _PARTS.index(part), label, scan)
+    if unknown:
+        warnings.warn(
+            f"ignoring class folders that are not in the training folder: {', '.join(unknown)}",
+            stacklevel=4,
+        )
+    return scan
+
+
+def _report(root: Path, bad: list[tuple[Path, str]], others: list[Path], total: int) -> None:
+    if not bad and not others:
+        return
+    msg = []
+    if bad:
+        shown = "; ".join(f"{p.relative_to(root)} ({why})" for p, why in bad[:_SHOW])
+        more = f" and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
+        msg.append(f"skipped {len(bad)} of {total} image files that could not be decoded: "
+                   f"{shown}{more}")  # fmt: skip
+    if others:
+        shown = ", ".join(str(p.relative_to(root)) for p in others[:_SHOW])
+        more = f" and {len(others) - _SHOW} more" if len(others) > _SHOW else ""
+        msg.append(f"ignored {len(others)} files without an image extension: {shown}{more}")
+    warnings.warn(f"{root}: " + "; ".join(msg), stacklevel=4)
+
+
+def _decode_folder(
+    root: Path, scan: _Scan, image_size: int | None, channels: int | None
+) -> dict[str, Any]:
+    if not scan.paths:
+        raise ValueError(
+            f"no image files found in the class folders of {root} (looked for "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}); expected {root}/<class name>/<images>"
+        )
+    headers: list = []
+    if image_size is None or channels is None:
+        # The common size and channel count are chosen from the headers of an evenly spaced
+        # sample of files; every file is then converted to that format whatever its own.
+        step = max(1, len(scan.paths) // _PROBE)
+        headers = probe_all(scan.paths[::step])
+        if all(isinstance(h, str) for h in headers):
+            headers = probe_all(scan.paths)
+        if all(isinstance(h, str) for h in headers):
+            raise ValueError(f"none of the {len(scan.paths)} image files in {root} could be read")
+    size, chans = choose_format(headers, image_size, channels)
+    images, errors = decode_all(scan.paths, size, chans)
+    bad = [(Path(p), e) for p, e in zip(scan.paths, errors) if e is not None]
+    _report(root, bad, scan.others, len(scan.paths))
+    labels = torch.tensor(scan.labels, dtype=torch.int64)
+    parts = torch.tensor(scan.parts, dtype=torch.int8)
+    if bad:
+        keep = torch.tensor([e is None for e in errors], dtype=torch.bool)
+        images, labels, parts = images[keep], labels[keep], parts[keep]
+    return {
+        "images": images,
+        "labels": labels,
+        "parts": parts,
+        "meta": {
+            "class_names": scan.class_names,
+            "skipped_files": len(bad) + len(scan.others),
+            "skipped_examples": [str(p.relative_to(root)) for p, _ in bad[:_SHOW]],
+        },
+    }
+
+
+def _drop_empty_classes(
+    labels: torch.Tensor, class_names: list[str], root: Path
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    counts = torch.bincount(labels, minlength=len(class_names))
+    empty = [n for n, c in zip(class_names, counts.tolist()) if c == 0]
+    if empty:
+        warnings.warn(
+            f"{root}: dropping {len(empty)} class folder(s) with no readable images: "
+            f"{', '.join(empty)}",
+            stacklevel=4,
+        )
+    kept = [i for i, c in enumerate(counts.tolist()) if c > 0]
+    if len(kept) < 2:
+        raise ValueError(
+            f"{root} needs at least 2 class folders with readable images, found "
+            f"{len(kept)} ({', '.join(class_names[i] for i in kept) or 'none'})"
+        )
+    remap = torch.full((len(class_names),), -1, dtype=torch.int64)
+    remap[kept] = torch.arange(len(kept))
+    return remap[labels], [class_names[i] for i in kept], empty
+
+
+def load_folder(
+    path: str | Path,
+    *,
+    image_size: int | None = None,
+    channels: int | None = None,
+    val_split: float = 0.1,
+    test_split: float = 0.1,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> DataBundle:
+    """Load an image folder (see the module docstring for layouts) as a :class:`DataBundle`.
+
+    Decoded images are cached (safetensors) in ``cache_dir`` (default ``~/.cache/cnnlab``),
+    keyed on every image file's path, size and mtime plus ``image_size`` and ``channels``.
+    Prefer calling ``load_data("folder:PATH", ...)``, which checks the arguments.
+
+    Example:
+        >>> import tempfile, pathlib, PIL.Image
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for c in ("cat", "dog"):
+        ...     (root / c).mkdir()
+        ...     for i in range(5):
+        ...         PIL.Image.new("RGB", (12, 10)).save(root / c / f"{i}.png")
+        >>> b = load_folder(root, val_split=0.2, test_split=0.2, use_cache=False)
+        >>> b.class_names, len(b.train), b.image_size
+        (['cat', 'dog'], 6, (10, 12))
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"image folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise ValueError(f"folder:PATH must name a directory of class folders, got file {root}")
+    if not _subdirs(root):
+        raise ValueError(
+            f"{root} has no class sub-folders; expected {root}/<class name>/<images> "
+            f"or {root}/train/<class name>/<images>"
+        )
+    root = root.resolve()
+    parts = _layout(root)
+    scan = _scan(root, parts)
+    options = {"image_size": image_size, "channels": channels, "layout": sorted(parts)}
+    key = cache_key(scan.stats, options)
+    cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    hit = load_cache(cdir, "folder", root, key) if use_cache else None
+    if hit is not None:
+        decoded = {**hit[0], "meta": hit[1]}
+    else:
+        decoded = _decode_folder(root, scan, image_size, channels)
+        if use_cache:
+            tensors = {k: decoded[k] for k in ("images", "labels", "parts")}
+            save_cache(cdir, "folder", root, key, tensors, decoded["meta"])
+    meta = decoded["meta"]
+    labels, class_names, dropped = _drop_empty_classes(decoded["labels"], meta["class_names"], root)
+    images, parts = decoded["images"], decoded["parts"]
+    info = {"seed": seed, "val_split": val_split, "test_split": test_split,
+            "skipped_files": meta["skipped_files"], "dropped_classes": dropped}  # fmt: skip
+
+    def where(part: str) -> torch.Tensor:  # indices of the kept samples of one part
+        return torch.nonzero((parts == _PARTS.index(part)) & (labels >= 0)).flatten()
+
+    def take(index: torch.Tensor) -> Split:  # one copy per split, straight from the cache
+        return Split(images.index_select(0, index), labels.index_select(0, index))
+
+    def split_off(index: torch.Tensor, fractions: tuple[float, ...]) -> list[torch.Tensor]:
+        return [index[i] for i in stratified_split(labels[index], fractions, seed)]
+
+    present = {p for p in _PARTS if len(where(p))}
+    if "all" in present:
+        val_i, test_i, train_i = split_off(where("all"), (val_split, test_split))
+        test = take(test_i) if test_split > 0 else None
+    else:
+        test = take(where("test")) if "test" in present else None
+        if "val" in present:
+            train_i, val_i = where("train"), where("val")
+        else:
+            val_i, train_i = split_off(where("train"), (val_split,))
+        info["layout"] = sorted(present)
+    train, val = take(train_i), take(val_i)
+    return DataBundle(f"folder:{root}", class_names, train, val, test, info=info)
