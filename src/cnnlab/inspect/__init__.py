@@ -1,5 +1,10 @@
 """Inspection of any ``nn.Module``: summary table, MACs/FLOPs, memory, receptive field, trace.
 
+* :func:`summary` -- per-layer shapes, parameters, MACs/FLOPs, memory, receptive field;
+* :func:`receptive_field` -- the gradient support of a central unit, checked against the
+  analytic receptive field;
+* :func:`trace` -- print each layer's output shape as an input flows through.
+
 Example:
     >>> from torch import nn
     >>> from cnnlab.inspect import summary
@@ -9,6 +14,17 @@ Example:
 """
 
 from cnnlab.inspect._hooks import ForwardError
+from cnnlab.inspect.empirical import ReceptiveField, receptive_field
 from cnnlab.inspect.summary import Row, Summary, Totals, summary
+from cnnlab.inspect.trace import trace
 
-__all__ = ["ForwardError", "Row", "Summary", "Totals", "summary"]
+__all__ = [
+    "ForwardError",
+    "ReceptiveField",
+    "Row",
+    "Summary",
+    "Totals",
+    "receptive_field",
+    "summary",
+    "trace",
+]
