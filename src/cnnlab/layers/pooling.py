@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from cnnlab._validate import check_choice, check_input, check_tuple
-from cnnlab.layers.shapes import conv_transpose_output_size, pool_output_size
+from cnnlab.layers.shapes import pool_output_size
 
 
 def _check_pool_args(kernel_size, stride, padding, dilation=1) -> None:
@@ -99,13 +99,17 @@ class MaxUnpool2d(nn.MaxUnpool2d):
                              f"returned, of the input's shape {tuple(x.shape)}; got {got}")
         if output_size is not None:
             target = tuple(output_size)[-2:]
-            # the default size is the transposed-conv formula with k, s, p; at most s - 1 more
-            smallest = conv_transpose_output_size(tuple(x.shape[2:]), self.kernel_size,
-                                                  self.stride, self.padding).size
-            for i, (t, lo, s) in enumerate(zip(target, smallest, self.stride)):
-                if not lo <= t < lo + s:
+            # the default size inverts the pooling formula: (n - 1)*s + k - 2p; like torch,
+            # accept anything less than one stride away (ceil_mode pools make it larger)
+            k, s, p = (check_tuple(name, v, 2) for name, v in
+                       (("kernel_size", self.kernel_size), ("stride", self.stride),
+                        ("padding", self.padding)))
+            for i, t in enumerate(target):
+                default = (x.shape[2 + i] - 1) * s[i] + k[i] - 2 * p[i]
+                lo, hi = max(default - s[i] + 1, 1), default + s[i] - 1
+                if not lo <= t <= hi:
                     raise ValueError(f"output_size={tuple(output_size)!r} is not reachable in "
-                                     f"spatial dimension {i}; valid: {lo}..{lo + s - 1}")
+                                     f"spatial dimension {i}; valid: {lo}..{hi}")
             if indices.numel() and int(indices.max()) >= target[0] * target[1]:
                 raise ValueError(f"indices point past output_size={target!r}: max index "
                                  f"{int(indices.max())} >= {target[0] * target[1]}")
