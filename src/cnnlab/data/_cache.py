@@ -47,18 +47,19 @@ def cache_key(stats: list[tuple[str, int, int]], options: dict[str, Any]) -> str
     return h.hexdigest()
 
 
-def _stem(kind: str, root: Path) -> str:
-    where = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    return f"{kind}-{where}"
+def _stem(kind: str, root: Path, options: dict[str, Any]) -> str:
+    # One entry per (source folder, decoding options): files changing replaces that entry.
+    ident = f"{root.resolve()}|{json.dumps(options, sort_keys=True)}"
+    return f"{kind}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
 
 
 def load_cache(
-    cache_dir: Path, kind: str, root: Path, key: str
+    cache_dir: Path, kind: str, root: Path, options: dict[str, Any], key: str
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """Return ``(tensors, meta)`` cached for ``key``, or None when absent or unreadable."""
     from safetensors import safe_open
 
-    path = cache_dir / f"{_stem(kind, root)}-{key[:24]}.safetensors"
+    path = cache_dir / f"{_stem(kind, root, options)}-{key[:24]}.safetensors"
     if not path.is_file():
         return None
     try:
@@ -77,6 +78,7 @@ def save_cache(
     cache_dir: Path,
     kind: str,
     root: Path,
+    options: dict[str, Any],
     key: str,
     tensors: dict[str, torch.Tensor],
     meta: dict[str, Any],
@@ -84,7 +86,7 @@ def save_cache(
     """Write the cache atomically and delete stale caches of the same source; None on failure."""
     from safetensors.torch import save_file
 
-    stem = _stem(kind, root)
+    stem = _stem(kind, root, options)
     path = cache_dir / f"{stem}-{key[:24]}.safetensors"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)

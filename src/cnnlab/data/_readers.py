@@ -47,7 +47,8 @@ def read_idx(path: Path) -> np.ndarray:
             f"{path} is truncated or damaged: header says {tuple(dims.tolist())} "
             f"({expected} bytes) but the file has {len(raw)} bytes"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(dims.tolist())
+    data = np.frombuffer(bytearray(raw[offset:]), dtype=dtype)  # bytearray: writable array
+    return data.reshape(dims.tolist())
 
 
 def _numpy_reconstruct():

@@ -144,7 +144,7 @@ def load_vision(
     key_hash = cache_key(file_stats(files.values(), folder), options)
     cache_dir = cache_dir if cache_dir is not None else data_dir / ".cnnlab-cache"
     if use_cache:
-        hit = load_cache(cache_dir, key, folder, key_hash)
+        hit = load_cache(cache_dir, key, folder, options, key_hash)
         if hit is not None:
             t, meta = hit
             train = Split(t["train_images"], t["train_labels"])
@@ -155,5 +155,5 @@ def load_vision(
     if use_cache:
         tensors = {"train_images": train.images, "train_labels": train.labels,
                    "test_images": test.images, "test_labels": test.labels}  # fmt: skip
-        save_cache(cache_dir, key, folder, key_hash, tensors, {"class_names": classes})
+        save_cache(cache_dir, key, folder, options, key_hash, tensors, {"class_names": classes})
     return train, test, classes

@@ -220,14 +220,14 @@ def load_folder(
     options = {"image_size": image_size, "channels": channels, "layout": sorted(parts)}
     key = cache_key(scan.stats, options)
     cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    hit = load_cache(cdir, "folder", root, key) if use_cache else None
+    hit = load_cache(cdir, "folder", root, options, key) if use_cache else None
     if hit is not None:
         decoded = {**hit[0], "meta": hit[1]}
     else:
         decoded = _decode_folder(root, scan, image_size, channels)
         if use_cache:
             tensors = {k: decoded[k] for k in ("images", "labels", "parts")}
-            save_cache(cdir, "folder", root, key, tensors, decoded["meta"])
+            save_cache(cdir, "folder", root, options, key, tensors, decoded["meta"])
     meta = decoded["meta"]
     labels, class_names, dropped = _drop_empty_classes(decoded["labels"], meta["class_names"], root)
     images, parts = decoded["images"], decoded["parts"]
