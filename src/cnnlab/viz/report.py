@@ -21,9 +21,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from cnnlab.checkpoint import atomic_write_text
+from cnnlab.checkpoint import atomic_write_bytes, atomic_write_text
 from cnnlab.viz import _run
-from cnnlab.viz._common import save_figure
 
 REPORT_FILE = "report.html"
 MAX_REPORT_IMAGES = 2000  # images scored for the grids when the report predicts by itself
@@ -63,8 +62,8 @@ class _Page:
     def figure(self, fig: Figure, name: str, alt: str) -> str:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
-        if self.save_figures:
-            save_figure(fig, self.run_dir / "figures" / f"{name}.png", dpi=110)
+        if self.save_figures:  # the same bytes as embedded: render once
+            atomic_write_bytes(self.run_dir / "figures" / f"{name}.png", buf.getvalue())
         data = base64.b64encode(buf.getvalue()).decode("ascii")
         return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 

@@ -1,0 +1,199 @@
+"""The run report: self-contained, robust to missing parts, and clean in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.checkpoint import save_checkpoint
+from cnnlab.viz import write_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (apt-get install chromium; .ci/run installs it)",
+)
+IMG_TAG = re.compile(r"<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"")
+NETWORK_REF = re.compile(r"(?:src|href|url)\s*[=(]\s*[\"']?\s*(?:https?:)?//", re.I)
+
+
+def make_run_dir(root: Path, *, dataset: str = "folder:/nonexistent/cnnlab-data",
+                 checkpoint: bool = True, metrics: bool = True) -> Path:
+    """A run directory written by hand from docs/run-directory.md (no training needed)."""
+    from cnnlab.models import create
+
+    run = root / "handmade"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(f"dataset: {dataset}\nmodel: simple_cnn\nepochs: 3\n"
+                                     "augment: crop-flip\nlr: 0.003\n")
+    (run / "data.json").write_text(json.dumps({
+        "source": dataset, "class_names": ["cat", "dog", "eel"], "num_classes": 3,
+        "split_sizes": {"train": 30, "val": 6, "test": 6}, "in_channels": 1,
+        "image_size": [16, 16], "mean": [0.4], "std": [0.2]}))
+    if metrics:
+        (run / "metrics.csv").write_text(
+            "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_time_s,images_per_s\n"
+            "1,1.05,0.40,1.00,0.50,0.003,0.5,60\n2,0.80,0.62,0.90,0.67,0.002,0.5,60\n"
+            "3,0.60,0.75,0.95,0.60,0.0005,0.5,60\n")
+    if checkpoint:
+        torch.manual_seed(0)
+        model = create("simple_cnn", num_classes=3, in_channels=1)
+        meta = {"model": {"name": "simple_cnn", "kwargs": {"num_classes": 3, "in_channels": 1}},
+                "class_names": ["cat", "dog", "eel"],
+                "normalization": {"mean": [0.4], "std": [0.2]}, "input_size": [1, 16, 16],
+                "epoch": 2, "metrics": {"val_acc": 0.67, "val_loss": 0.9}}
+        save_checkpoint(run / "best.safetensors", model, meta)
+    return run
+
+
+def embedded_pngs(html: str) -> list[np.ndarray]:
+    import base64
+    import io
+
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L"), dtype=float)
+            for b in IMG_TAG.findall(html)]
+
+
+def assert_self_contained(html: str) -> None:
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert not NETWORK_REF.search(html), NETWORK_REF.search(html).group(0)
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+
+
+def test_report_with_parts_missing_still_writes_notes(tmp_path):
+    run = make_run_dir(tmp_path)  # metrics + checkpoint, but the dataset is not on this machine
+    path = write_report(run)
+    assert path == run / "report.html"
+    html = path.read_text()
+    assert_self_contained(html)
+    assert "Training curves" in html and "handmade" in html
+    pngs = embedded_pngs(html)
+    assert len(pngs) == 1 and pngs[0].std() > 5  # the curves, not blank
+    assert (run / "figures" / "curves.png").is_file()
+    assert html.count('class="note"') >= 3  # evaluation, predictions, augmentation explained
+    assert "/nonexistent/cnnlab-data" in html  # the note says which data was missing
+    assert "folder:/nonexistent" in html and "crop-flip" in html  # the config table
+
+
+def test_report_of_an_empty_run_dir_and_bad_paths(tmp_path):
+    run = make_run_dir(tmp_path, checkpoint=False, metrics=False)
+    html = write_report(run, save_figures=False).read_text()
+    assert "metrics.csv is missing" in html and "Configuration" in html
+    assert not (run / "figures").exists()
+    with pytest.raises(FileNotFoundError, match="run directory"):
+        write_report(tmp_path / "no-such-run")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real (tiny) training run; cnnlab train writes report.html at its end."""
+    from cnnlab.train import fit
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = fit(epochs=2, image_size=16, max_train_images=300, batch_size=64,
+                     augment="crop", out_dir=str(tmp_path_factory.mktemp("runs")), quiet=True)
+    finally:
+        torch.set_num_threads(before)
+    return Path(result.run_dir)
+
+
+def test_training_ends_with_a_full_report(trained_run):
+    html = (trained_run / "report.html").read_text()
+    assert_self_contained(html)
+    for section in ("Results", "Training curves", "Per-class results", "Confusion matrix",
+                    "Predictions", "Highest losses", "Augmentation preview", "Model summary",
+                    "Configuration"):
+        assert f">{section}<" in html, section
+    assert "from eval/test/" in html  # the saved evaluation is reported, not recomputed
+    pngs = embedded_pngs(html)
+    assert len(pngs) == 5 and all(p.std() > 5 for p in pngs)
+    metrics = json.loads((trained_run / "eval" / "test" / "metrics.json").read_text())
+    assert f"{metrics['accuracy']:.2%}" in html
+    assert "<td>9</td>" in html  # the per-class table lists class '9' of digits
+
+
+def test_report_computes_the_evaluation_when_none_was_saved(trained_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("eval", "report.html"))
+    html = write_report(run, save_figures=False).read_text()
+    assert "computed now on the test split" in html
+    assert len(embedded_pngs(html)) == 5
+
+
+def chromium_load(html_file: Path, tmp_path: Path) -> tuple[list[str], np.ndarray]:
+    """Open ``html_file`` in headless Chromium; return (errors the page raised, screenshot).
+
+    A probe script is put first in <head> (before the page's Content-Security-Policy, so it may
+    run): it records script errors, unhandled promise rejections, failed resource loads and CSP
+    violations (any attempt to reach the network), and writes them into the DOM, which
+    --dump-dom prints once the page has loaded (--virtual-time-budget lets the timer fire).
+    """
+    probe = (
+        "<script>window.__errs=[];"
+        "window.addEventListener('error',function(e){var t=e.target;window.__errs.push("
+        "t&&t!==window&&t.tagName?'failed to load '+t.tagName:'script error: '+e.message)},true);"
+        "document.addEventListener('securitypolicyviolation',function(e){window.__errs.push("
+        "'blocked by CSP: '+e.effectiveDirective+' '+e.blockedURI)});"
+        "window.addEventListener('unhandledrejection',function(e){window.__errs.push("
+        "'unhandled rejection: '+e.reason)});"
+        # CSP violation events are queued as tasks: write the list a little after load
+        "window.addEventListener('load',function(){setTimeout(function(){"
+        "var d=document.createElement('pre');d.id='__errs';d.style.display='none';"
+        "d.textContent=JSON.stringify(window.__errs);document.body.appendChild(d)},500)});"
+        "</script>"
+    )
+    html = html_file.read_text()
+    probed = tmp_path / f"probed-{html_file.name}"
+    probed.write_text(re.sub(r"<head[^>]*>", lambda m: m.group(0) + probe, html, count=1))
+    shot = tmp_path / f"{html_file.stem}.png"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
+         "--window-size=1280,2000", f"--screenshot={shot}", "--dump-dom", probed.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    found = re.search(r'<pre id="__errs"[^>]*>(.*?)</pre>', proc.stdout, re.S)
+    assert found, f"the page never finished loading in Chromium: {proc.stderr[-2000:]}"
+    import html as html_lib
+
+    errors = json.loads(html_lib.unescape(found.group(1)))
+    return errors, np.asarray(Image.open(shot).convert("L"), dtype=float)
+
+
+@needs_chromium
+def test_the_browser_check_detects_errors_and_blank_pages(tmp_path):
+    broken = tmp_path / "broken.html"
+    broken.write_text(
+        "<!DOCTYPE html><html><head><meta http-equiv='Content-Security-Policy' "
+        "content=\"default-src 'none'; img-src data:\"></head><body>"
+        "<img src='https://example.invalid/x.png'><script>nosuch()</script></body></html>"
+    )
+    errors, shot = chromium_load(broken, tmp_path)
+    assert any("img-src https://example.invalid" in e for e in errors), errors
+    assert any("script-src" in e for e in errors), errors
+    assert shot.std() < 1.0  # a blank page fails the pixel-variance check
+    no_csp = tmp_path / "throws.html"
+    no_csp.write_text("<html><head></head><body><p>hi</p><script>nosuch()</script></body></html>")
+    errors, _ = chromium_load(no_csp, tmp_path)
+    assert errors == ["script error: Uncaught ReferenceError: nosuch is not defined"]
+
+
+@needs_chromium
+def test_report_renders_in_chromium_without_errors(trained_run, tmp_path):
+    errors, shot = chromium_load(trained_run / "report.html", tmp_path)
+    assert errors == []
+    assert shot.shape == (2000, 1280)
+    assert shot.std() > 20, "the screenshot is (nearly) blank"
+    Image.fromarray(shot.astype(np.uint8)).save(tmp_path / "report-screenshot.png")
