@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from cnnlab import __version__
 
 # Sub-command modules, in the order ``cnnlab --help`` lists them.
-COMMANDS: tuple[str, ...] = ("train", "evaluate", "predict", "export", "shape")
+COMMANDS: tuple[str, ...] = ("train", "evaluate", "predict", "export", "shape", "summary")
 
 # Mistakes a user can make (bad flag values, missing files): printed as one clear line, exit 2.
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError)
