@@ -74,7 +74,7 @@ def parse_input(text: str, batch_size: int = 1) -> list[tuple[int, ...]]:
 def load_model(
     spec: str, *, in_channels: int | None = None, num_classes: int | None = None
 ) -> Any:
-    """Build the model named by ``spec``: zoo name, ``package.module:callable``, ``torchvision:NAME``.
+    """Build ``spec``: a zoo name, ``package.module:callable`` or ``torchvision:NAME``.
 
     Example:
         >>> type(load_model("torchvision.models:resnet18")).__name__
