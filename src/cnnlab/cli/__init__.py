@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from cnnlab import __version__
 
 # Sub-command modules, in the order ``cnnlab --help`` lists them.
-COMMANDS: tuple[str, ...] = ("train", "evaluate", "predict", "export", "shape", "summary")
+COMMANDS: tuple[str, ...] = (
+    "train", "evaluate", "predict", "export", "shape", "summary", "viz", "report"
+)
 
 # Mistakes a user can make (bad flag values, missing files): printed as one clear line, exit 2.
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError)

@@ -1,0 +1,32 @@
+"""Export trained models (ONNX, TorchScript) and run them with interchangeable backends.
+
+Example:
+    >>> from cnnlab.export import export, load_predictor
+    >>> result = export("runs/digits", format="onnx", dynamic_batch=True)  # doctest: +SKIP
+    >>> load_predictor(result.path).backend  # doctest: +SKIP
+    'onnx'
+"""
+
+from cnnlab.export.api import FORMATS, ExportResult, export
+from cnnlab.export.backends import (
+    BACKENDS,
+    OnnxPredictor,
+    Predictor,
+    TorchPredictor,
+    load_predictor,
+    onnxruntime_available,
+    physical_cores,
+)
+
+__all__ = [
+    "BACKENDS",
+    "FORMATS",
+    "ExportResult",
+    "OnnxPredictor",
+    "Predictor",
+    "TorchPredictor",
+    "export",
+    "load_predictor",
+    "onnxruntime_available",
+    "physical_cores",
+]

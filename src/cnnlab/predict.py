@@ -1,0 +1,193 @@
+"""``predict``: top-k classes for image files with a trained run or an exported ONNX model.
+
+Images are decoded exactly like the training cache decodes an image folder
+(:mod:`cnnlab.data._decode`: converted to the model's channel count, transparent images on
+white, shorter side resized to the input size and centre-cropped), then normalized with the
+run's saved mean/std, so a prediction sees what training saw.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnlab._validate import check_int
+
+ImageLike = str | os.PathLike | Image.Image
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k classes of one image.
+
+    Attributes:
+        source: the image file (or ``<image N>`` for an in-memory PIL image).
+        classes: class names, most probable first.
+        probs: their softmax probabilities.
+        indices: their class indices.
+    """
+
+    source: str
+    classes: list[str]
+    probs: list[float]
+    indices: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"image": ..., "top_k": [{"class", "index", "prob"}, ...]}``."""
+        top = [
+            {"class": c, "index": i, "prob": round(p, 6)}
+            for c, i, p in zip(self.classes, self.indices, self.probs)
+        ]
+        return {"image": self.source, "top_k": top}
+
+
+def collect_images(items: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """Expand files and folders (recursively, sorted) into image files; warn about the rest.
+
+    Files whose extension is not an image type are skipped with one ``UserWarning`` that counts
+    them and names the first few. A path that does not exist raises ``FileNotFoundError``.
+
+    Example:
+        >>> collect_images([])
+        []
+    """
+    from cnnlab.data._decode import IMAGE_EXTENSIONS
+
+    if isinstance(items, (str, os.PathLike, Image.Image)):
+        items = [items]
+    found: list[ImageLike] = []
+    skipped: list[str] = []
+    for item in items:
+        if isinstance(item, Image.Image):
+            found.append(item)
+            continue
+        path = Path(item)
+        if not path.exists():
+            raise FileNotFoundError(f"image or folder {str(path)!r} does not exist")
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            (found if f.suffix.lower() in IMAGE_EXTENSIONS else skipped).append(f)
+    if skipped:
+        names = ", ".join(str(s) for s in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        warnings.warn(f"skipped {len(skipped)} non-image file(s): {names}", stacklevel=2)
+    return found
+
+
+def load_images(
+    items: Iterable[ImageLike], input_size: Sequence[int]
+) -> tuple[torch.Tensor, list[str]]:
+    """Decode images to uint8 ``(N, C, H, W)`` at ``input_size`` = [C, H, W].
+
+    Files that cannot be decoded are skipped with one ``UserWarning``. Returns the images and
+    their names.
+
+    Example:
+        >>> x, names = load_images([Image.new("RGB", (40, 30))], [1, 8, 8])
+        >>> x.shape, names
+        (torch.Size([1, 1, 8, 8]), ['<image 0>'])
+    """
+    from cnnlab.data._decode import decode_one
+
+    c, h, w = (int(v) for v in input_size)
+    items = list(items)
+    out = torch.empty((len(items), c, h, w), dtype=torch.uint8)
+    keep, names, failed = [], [], []
+    for i, item in enumerate(items):
+        if isinstance(item, Image.Image):
+            name, buf = f"<image {i}>", io.BytesIO()
+            item.save(buf, format="PNG")  # lossless; decoded by the same code as files
+            buf.seek(0)
+            error = decode_one(buf, (h, w), c, out[i])
+        else:
+            name = str(item)
+            error = decode_one(Path(item), (h, w), c, out[i])
+        if error is None:
+            keep.append(i)
+            names.append(name)
+        else:
+            failed.append(f"{name} ({error})")
+    if failed:
+        shown = "; ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
+        warnings.warn(f"skipped {len(failed)} unreadable image(s): {shown}", stacklevel=2)
+    return out[keep], names
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; subtracting the row max first keeps exp() from overflowing.
+
+    Example:
+        >>> softmax(np.array([[0.0, 0.0]])).tolist()
+        [[0.5, 0.5]]
+    """
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict(
+    model: str | os.PathLike | Any,
+    images: ImageLike | Sequence[ImageLike],
+    top_k: int = 5,
+    backend: str = "auto",
+    batch_size: int = 64,
+) -> list[Prediction]:
+    """Classify images with a run directory, a checkpoint, an ``.onnx`` file or a Predictor.
+
+    Args:
+        model: ``runs/NAME``, a ``.safetensors`` checkpoint, an exported ``.onnx`` file, or a
+            :class:`cnnlab.export.Predictor` (reused across calls).
+        images: image files, folders (searched recursively) and/or PIL images.
+        top_k: how many classes to report per image (capped at the class count).
+        backend: ``"auto"`` (ONNX Runtime when installed), ``"torch"``, ``"channels_last"``
+            or ``"onnx"``.
+        batch_size: images per forward pass.
+
+    Returns:
+        One :class:`Prediction` per readable image, in input order.
+
+    Raises:
+        ValueError: no readable image, or bad arguments.
+
+    Example:
+        >>> results = predict("runs/digits", "my_digits/", top_k=3)  # doctest: +SKIP
+        >>> results[0].classes, results[0].probs  # doctest: +SKIP
+        (['7', '1', '9'], [0.97, 0.02, 0.01])
+    """
+    from cnnlab.data.normalize import to_float_normalized
+    from cnnlab.export.backends import Predictor, load_predictor
+
+    check_int("top_k", top_k, min_value=1)
+    check_int("batch_size", batch_size, min_value=1)
+    predictor = model if isinstance(model, Predictor) else load_predictor(model, backend)
+    meta = predictor.meta
+    files = collect_images(images)
+    x, names = load_images(files, meta["input_size"])
+    if not names:
+        raise ValueError(f"no readable image among {len(files)} input(s); give image files")
+    mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
+    class_names = list(meta["class_names"])
+    k = min(top_k, len(class_names))
+    results = []
+    for start in range(0, len(x), batch_size):
+        xb = to_float_normalized(x[start : start + batch_size], mean, std).numpy()
+        probs = softmax(predictor(xb).astype(np.float64))  # (B, K)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # ties: lower index first
+        for row, idx in enumerate(order):
+            results.append(
+                Prediction(
+                    source=names[start + row],
+                    classes=[class_names[i] for i in idx],
+                    probs=[float(probs[row, i]) for i in idx],
+                    indices=[int(i) for i in idx],
+                )
+            )
+    return results

@@ -1,0 +1,123 @@
+"""Export to ONNX / TorchScript with metadata, checked with ONNX Runtime, and the backends."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from test_export_fixtures import make_run
+
+from cnnlab.checkpoint import load_model
+from cnnlab.cli import main
+from cnnlab.export import OnnxPredictor, TorchPredictor, export, load_predictor, physical_cores
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("export") / "run")
+
+
+def _torch_logits(run_dir, x: np.ndarray) -> np.ndarray:
+    model, _ = load_model(run_dir)
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def test_onnx_export_carries_metadata_and_matches_pytorch(run_dir, tmp_path):
+    result = export(run_dir, "onnx", out=tmp_path / "m.onnx")
+    assert result.path == tmp_path / "m.onnx" and result.max_abs_diff <= 1e-4
+    proto = onnx.load(str(result.path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["class_names"]) == ["zero", "one", "two"]
+    assert json.loads(props["input_size"]) == [1, 16, 16]
+    assert set(json.loads(props["normalization"])) == {"mean", "std"}
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 1, 16, 16]  # batch fixed at 1 by default
+    x = np.random.default_rng(0).normal(size=(1, 1, 16, 16)).astype(np.float32)
+    (got,) = session.run(None, {"input": x})
+    assert np.abs(got - _torch_logits(run_dir, x)).max() <= 1e-4
+
+
+def test_dynamic_batch_onnx_accepts_any_batch(run_dir, tmp_path):
+    result = export(run_dir, "onnx", dynamic_batch=True, out=tmp_path)
+    assert result.path == tmp_path / "model.onnx"
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).normal(size=(7, 1, 16, 16)).astype(np.float32)
+    (got,) = session.run(None, {"input": x})
+    assert got.shape == (7, 3) and np.abs(got - _torch_logits(run_dir, x)).max() <= 1e-4
+
+
+def test_torchscript_export_with_json_beside_it(run_dir, tmp_path):
+    result = export(run_dir, "torchscript", out=tmp_path / "model.pt")
+    assert result.meta_path == tmp_path / "model.json"
+    assert json.loads(result.meta_path.read_text())["class_names"] == ["zero", "one", "two"]
+    extra = {"cnnlab.json": ""}
+    scripted = torch.jit.load(str(result.path), _extra_files=extra)
+    assert json.loads(extra["cnnlab.json"])["input_size"] == [1, 16, 16]
+    x = np.random.default_rng(2).normal(size=(5, 1, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        got = scripted(torch.from_numpy(x)).numpy()
+    assert np.abs(got - _torch_logits(run_dir, x)).max() <= 1e-5
+
+
+def test_export_refuses_a_model_that_onnx_runtime_computes_differently(
+    run_dir, tmp_path, monkeypatch
+):
+    import cnnlab.export.onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "max_abs_diff_vs_torch", lambda *a: 0.5)
+    with pytest.raises(
+        RuntimeError, match=r"disagrees with PyTorch: max abs difference .* 0.5 > 0.0001"
+    ):
+        export(run_dir, "onnx", out=tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_export_bad_arguments(run_dir, tmp_path):
+    with pytest.raises(ValueError, match="format must be one of 'onnx', 'torchscript'"):
+        export(run_dir, "tflite")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export(tmp_path / "missing-run")
+
+
+def test_backends_give_the_same_logits(run_dir):
+    x = np.random.default_rng(3).normal(size=(4, 1, 16, 16)).astype(np.float32)
+    want = _torch_logits(run_dir, x)
+    for backend in ("torch", "channels_last", "onnx", "auto"):
+        predictor = load_predictor(run_dir, backend)
+        assert np.abs(predictor(x) - want).max() <= 1e-4, backend
+        assert predictor.meta["class_names"] == ["zero", "one", "two"]
+    assert isinstance(load_predictor(run_dir, "auto"), OnnxPredictor)  # onnxruntime installed
+    assert isinstance(load_predictor(run_dir, "torch"), TorchPredictor)
+    assert physical_cores() >= 1
+
+
+def test_fixed_batch_onnx_predictor_runs_larger_batches_in_chunks(run_dir, tmp_path):
+    path = export(run_dir, "onnx", out=tmp_path / "fixed.onnx").path
+    predictor = load_predictor(path)
+    assert predictor.fixed_batch == 1
+    x = np.random.default_rng(4).normal(size=(3, 1, 16, 16)).astype(np.float32)
+    assert np.abs(predictor(x) - _torch_logits(run_dir, x)).max() <= 1e-4
+    with pytest.raises(ValueError, match="backend 'torch' cannot run the ONNX file"):
+        load_predictor(path, "torch")
+
+
+def test_onnx_without_cnnlab_metadata_is_refused(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    path = tmp_path / "plain.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 1, 2, 2),), str(path), dynamo=False)
+    with pytest.raises(ValueError, match="has no cnnlab metadata"):
+        OnnxPredictor(path)
+
+
+def test_cli_export(run_dir, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"exported onnx to {out}" in text and "max abs difference" in text
+    assert main(["export", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
