@@ -10,7 +10,18 @@ Example:
     torch.Size([2, 10])
 """
 
-from cnnlab.models import simple_cnn as _simple_cnn  # noqa: F401  (registers the family)
+# Importing a family module registers its models.
+from cnnlab.models import (  # noqa: F401
+    alexnet,
+    googlenet,
+    lenet,
+    mobilenet,
+    nin,
+    resnet,
+    shufflenet,
+    simple_cnn,
+    vgg,
+)
 from cnnlab.models._base import ImageClassifier
 from cnnlab.models._registry import (
     create,

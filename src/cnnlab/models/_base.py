@@ -23,8 +23,10 @@ def _is_tracing() -> bool:
 class ImageClassifier(nn.Module):
     """Base class of the zoo: uniform attributes, a cheap input check, replaceable head.
 
-    Subclasses set ``min_input_size`` (smallest height/width the network accepts), implement
-    ``forward_features`` and ``forward_head`` and name their final layer in ``classifier_name``.
+    Subclasses pass ``min_input_size`` (smallest height/width the network accepts) and
+    ``default_input_size`` (the size it was designed for: 224 for ImageNet nets, 32 or 28 for the
+    course's small nets and for ``small_input=True``), implement ``forward_features`` and
+    ``forward_head`` and name their final layer in ``classifier_name``.
 
     Example:
         >>> from cnnlab.models import create
@@ -36,11 +38,14 @@ class ImageClassifier(nn.Module):
     # Dotted path of the final layer that maps features to ``num_classes`` outputs.
     classifier_name: str = "fc"
 
-    def __init__(self, num_classes: int, in_channels: int, min_input_size: int) -> None:
+    def __init__(
+        self, num_classes: int, in_channels: int, min_input_size: int, default_input_size: int
+    ) -> None:
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes, min_value=1)
         self.in_channels = check_int("in_channels", in_channels, min_value=1)
         self.min_input_size = min_input_size
+        self.default_input_size = default_input_size
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -81,7 +86,9 @@ class ImageClassifier(nn.Module):
             )
 
     def _small_input_hint(self) -> str:
-        return ""
+        if getattr(self, "small_input", True):
+            return ""
+        return ", or build the model with small_input=True (3x3 stride-1 stem) for small images"
 
     def get_classifier(self) -> nn.Module:
         """The final layer (``Linear``, or a 1x1 ``Conv2d`` for NiN).

@@ -44,7 +44,7 @@ class SimpleCNN(ImageClassifier):
         batch_norm: bool = False,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(num_classes, in_channels, min_input_size=4)
+        super().__init__(num_classes, in_channels, min_input_size=4, default_input_size=32)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         norm = nn.BatchNorm2d if batch_norm else None
