@@ -11,6 +11,16 @@ Example:
     torch.Size([1, 8, 5, 5])
 """
 
+from cnnlab.layers.blocks import (
+    BasicBlock,
+    Bottleneck,
+    ConvNormAct,
+    Inception,
+    InvertedResidual,
+    NiNBlock,
+    ShuffleNetUnit,
+    VGGBlock,
+)
 from cnnlab.layers.conv import Conv2d, Conv3d, ConvTranspose2d, DilatedConv2d
 from cnnlab.layers.grouped import GroupedConv2d, ShuffledGroupedConv2d
 from cnnlab.layers.norm import NORM_NAMES, Denormalize, Normalize, norm_layer
@@ -34,6 +44,9 @@ from cnnlab.layers.shapes import (
 from cnnlab.layers.shuffle import ChannelShuffle, channel_shuffle
 
 __all__ = [
+    # blocks.py
+    "BasicBlock", "Bottleneck", "ConvNormAct", "Inception", "InvertedResidual", "NiNBlock",
+    "ShuffleNetUnit", "VGGBlock",
     # conv.py
     "Conv2d", "Conv3d", "ConvTranspose2d", "DilatedConv2d",
     # grouped.py
