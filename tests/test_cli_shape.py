@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from cnnlab.cli import main
@@ -62,8 +59,6 @@ def test_bad_values_give_one_clear_line_and_exit_2(capsys, argv, words):
         assert word in err, (word, err)
 
 
-def test_console_entry_point_runs_shape():
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "shape", "conv", "--size", "28",
-                           "--kernel", "3"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith("result: 26")
+def test_shape_is_listed_in_cnnlab_help(capsys):
+    assert main([]) == 0
+    assert "shape" in capsys.readouterr().out

@@ -28,7 +28,7 @@ from cnnlab.layers import (
 )
 
 TOL = 1e-10
-FAST = settings(max_examples=30, deadline=None)
+FAST = settings(max_examples=25, deadline=None)
 small = st.integers(1, 3)
 
 

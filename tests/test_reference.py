@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cnnlab import reference as ref
 
 TOL = 1e-10
-FAST = settings(max_examples=30, deadline=None)
+FAST = settings(max_examples=25, deadline=None)
 
 
 def t(a: np.ndarray) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab._validate import check_choice, check_divisible, check_input, check_int, check_tuple
-from cnnlab.layers.shapes import conv_output_size, conv_transpose_output_size, same_padding
+from cnnlab.layers.shapes import check_fits, conv_transpose_output_size, same_pad_f
 
 PaddingArg = int | tuple[int, ...] | str
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -60,18 +60,16 @@ class _SameConvMixin:
         check_input(x, ndim=self._n_dims + 2, channels=self.in_channels,
                     layout=_LAYOUTS[self._n_dims])
         if self.padding != "same":
-            # raises a ValueError naming the dimension when the kernel exceeds the padded input
-            padding = 0 if self.padding == "valid" else self.padding
-            conv_output_size(tuple(x.shape[2:]), self.kernel_size, self.stride, padding,
-                             self.dilation)
+            padding = (0,) * self._n_dims if self.padding == "valid" else self.padding
+            check_fits(tuple(x.shape[2:]), self.kernel_size, padding, self.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         if self.padding != "same":
             return self._conv_forward(x, self.weight, self.bias)
-        pad = same_padding(tuple(x.shape[2:]), self.kernel_size, self.stride, self.dilation)
+        pad = same_pad_f(x.shape[2:], self.kernel_size, self.stride, self.dilation)
         mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-        x = F.pad(x, pad.f_pad, mode=mode)  # (N, C, *padded spatial)
+        x = F.pad(x, pad, mode=mode)  # (N, C, *padded spatial)
         conv = F.conv2d if self._n_dims == 2 else F.conv3d
         # (N, C_out, *ceil(n / s))
         return conv(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
@@ -245,8 +243,13 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         check_input(x, ndim=4, channels=self.in_channels)
         target = output_size if output_size is not None else self.output_size
         if target is None:
-            conv_transpose_output_size(tuple(x.shape[2:]), self.kernel_size, self.stride,
-                                       self.padding, self.output_padding, self.dilation)
+            for n, k, s, p, op, d in zip(x.shape[2:], self.kernel_size, self.stride,
+                                         self.padding, self.output_padding, self.dilation):
+                if isinstance(n, int) and (n - 1) * s - 2 * p + d * (k - 1) + op + 1 < 1:
+                    # the padding crops everything: let the formula explain it
+                    conv_transpose_output_size(tuple(x.shape[2:]), self.kernel_size,
+                                               self.stride, self.padding, self.output_padding,
+                                               self.dilation)
             return super().forward(x)
         target = tuple(target)[-2:]  # torch also accepts (N, C, H, W)
         allowed = self.allowed_output_sizes(tuple(x.shape[2:]))

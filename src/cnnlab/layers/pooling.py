@@ -3,7 +3,8 @@
 Thin subclasses of torch's ``MaxPool2d``, ``MaxUnpool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``
 and ``Upsample``: same parameters and behaviour, plus up-front ``ValueError`` messages and a
 :meth:`MaxPool2d.unpool` that builds the matching max-unpooling layer. Output sizes follow
-``cnnlab.layers.shapes.pool_output_size``.
+``cnnlab.layers.shapes.pool_output_size`` (kernel, padding and dilation are checked against the
+input in every forward pass).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnlab._validate import check_choice, check_input, check_tuple
-from cnnlab.layers.shapes import pool_output_size
+from cnnlab.layers.shapes import check_fits
 
 
 def _check_pool_args(kernel_size, stride, padding, dilation=1) -> None:
@@ -25,6 +26,11 @@ def _check_pool_args(kernel_size, stride, padding, dilation=1) -> None:
         if pi > ki // 2:
             raise ValueError(f"padding={padding!r} must be at most half of kernel_size="
                              f"{kernel_size!r}; valid: 0..{ki // 2}")
+
+
+def _pairs(*values: int | tuple[int, int]) -> list[tuple[int, int]]:
+    """Each int as ``(v, v)``; pairs unchanged."""
+    return [v if isinstance(v, tuple) else (v, v) for v in values]
 
 
 def _check_bool(name: str, value: object) -> None:
@@ -57,8 +63,7 @@ class MaxPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor):  # -> Tensor | (Tensor, Tensor)
         check_input(x, ndim=4)
-        pool_output_size(tuple(x.shape[2:]), self.kernel_size, self.stride, self.padding,
-                         self.dilation, self.ceil_mode)  # raises if the window does not fit
+        check_fits(tuple(x.shape[2:]), *_pairs(self.kernel_size, self.padding, self.dilation))
         return super().forward(x)  # (N, C, H', W') [, indices of the same shape]
 
     def unpool(self) -> MaxUnpool2d:
@@ -140,8 +145,7 @@ class AvgPool2d(nn.AvgPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, ndim=4)
-        pool_output_size(tuple(x.shape[2:]), self.kernel_size, self.stride, self.padding,
-                         1, self.ceil_mode)
+        check_fits(tuple(x.shape[2:]), *_pairs(self.kernel_size, self.padding, 1))
         return super().forward(x)  # (N, C, H', W')
 
 

@@ -16,9 +16,10 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import torch
 
 from cnnlab._validate import check_choice, check_int, check_tuple
 
@@ -118,6 +119,24 @@ def _window_room(dim: int, n: int, k: int, p: int, d: int) -> int:
             f"effective kernel <= {padded}, or more padding, or a larger input"
         )
     return padded - eff
+
+
+def check_fits(
+    sizes: Sequence[int], kernel_size: Sequence[int], padding: Sequence[int],
+    dilation: Sequence[int],
+) -> None:
+    """Raise the explained ``ValueError`` of :func:`conv_output_size` if a (dilated) kernel does
+    not fit the padded input; cheap enough for every forward pass.
+
+    Symbolic sizes (``torch.export`` with dynamic shapes) are skipped: they cannot be checked
+    before the graph runs.
+
+    Example:
+        >>> check_fits((8, 8), (3, 3), (0, 0), (1, 1))
+    """
+    for i, (n, k, p, d) in enumerate(zip(sizes, kernel_size, padding, dilation)):
+        if isinstance(n, int) and d * (k - 1) + 1 > n + 2 * p:
+            _window_room(i, n, k, p, d)  # raises, naming the dimension and what is valid
 
 
 def get_padding(kernel_size: int, stride: int = 1, dilation: int = 1) -> int:
@@ -301,6 +320,34 @@ def pool_output_size(
     )
 
 
+def _same_total(n, k, s, d):
+    """``(out, total)`` of "same" padding: ``out = ceil(n / s)``, total padding (derivation in
+    :func:`same_padding`). Plain arithmetic, so it also works on symbolic sizes (torch.export)."""
+    out = (n + s - 1) // s  # ceil(n / s) in integers
+    total = (out - 1) * s + d * (k - 1) + 1 - n  # negative when s > d*(k - 1) + 1: no padding
+    return out, (max(total, 0) if isinstance(total, int) else torch.sym_max(total, 0))
+
+
+def same_pad_f(
+    sizes: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int],
+    dilation: Sequence[int],
+) -> list[int]:
+    """"Same" padding in ``torch.nn.functional.pad`` order (last dimension first), unchecked.
+
+    The per-forward fast path of :class:`~cnnlab.layers.conv.Conv2d`: no argument checks and no
+    explanation text; use :func:`same_padding` to check and explain.
+
+    Example:
+        >>> same_pad_f((8, 7), (3, 3), (2, 2), (1, 1))
+        [1, 1, 0, 1]
+    """
+    pads = []
+    for n, k, s, d in zip(sizes, kernel_size, stride, dilation):
+        total = _same_total(n, k, s, d)[1]
+        pads.append((total // 2, total - total // 2))  # odd total: the extra pixel after
+    return [v for pair in reversed(pads) for v in pair]
+
+
 def same_padding(
     size: Size | None = None,
     kernel_size: Size = 3,
@@ -343,8 +390,7 @@ def same_padding(
             steps.append(f"{_label(i, n_dims)}stride 1: total = {d[i]}*({k[i]} - 1) = {total}")
         else:
             n = sizes[i]
-            o = math.ceil(n / s[i])
-            total = max((o - 1) * s[i] + eff - n, 0)
+            o, total = _same_total(n, k[i], s[i], d[i])
             outs.append(o)
             steps.append(
                 f"{_label(i, n_dims)}out = ceil({n} / {s[i]}) = {o}; total = max(({o} - 1)*{s[i]}"
