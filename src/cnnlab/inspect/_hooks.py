@@ -128,9 +128,12 @@ class _Recorder(TorchFunctionMode):
         if rf is not None:
             for t in outputs:
                 self.set_rf(t, rf)
-            zero = [d.size for d in rf.values()]
-            if 0 in zero and all(s > 0 for s in outputs[0].shape[:-len(zero)] or (1,)):
-                self._too_small(call.name, inputs[0].shape, tuple(outputs[0].shape[-len(zero):]))
+        first = outputs[0]
+        if first.ndim >= 3 and 0 in first.shape[2:] and first.shape[0] and first.shape[1]:
+            # an op that silently returns an empty feature map (slicing, pooling to 0)
+            sources = [t for t in inputs if t.numel() > 0 and self.rf_of(t)]
+            if sources:
+                self._too_small(call.name, tuple(sources[0].shape), tuple(first.shape[2:]))
         if record is not None:
             record.macs += counted[0]
             record.ops += counted[1]
@@ -156,8 +159,7 @@ class _Recorder(TorchFunctionMode):
             self._too_small(call.name, tuple(x.shape), out)
 
     def _too_small(self, op: str, in_shape: tuple, out_size: tuple) -> None:
-        where = self.records[self.stack[-1]] if self.stack else None
-        layer = f"'{where.name or '(model)'}' ({type(where.module).__name__})" if where else "?"
+        layer = _label(self.records[self.stack[-1]]) if self.stack else "the model"
         raise ValueError(
             f"input too small: the spatial size reaches {max(0, min(out_size))} at layer {layer}, "
             f"op {op} on input of shape {tuple(in_shape)} would give spatial size "
@@ -186,17 +188,19 @@ class _Recorder(TorchFunctionMode):
             self.paused = False
 
 
+def _label(record: CallRecord) -> str:
+    kind = type(record.module).__name__
+    return f"'{record.name}' ({kind})" if record.name else f"{kind} (the model)"
+
+
 def _describe_failure(rec: _Recorder, exc: Exception) -> str:
     ran = [r for r in rec.records if r.done and r.depth > 0]
-    chain = " > ".join(
-        f"{rec.records[i].name or '(model)'} ({type(rec.records[i].module).__name__})"
-        for i in rec.stack
-    )
+    chain = " > ".join(_label(rec.records[i]) for i in rec.stack)
     tail = ", ".join(f"{r.name} -> {r.output_shapes[0] if r.output_shapes else '()'}"
                      for r in ran[-5:])
     op = f" in op {rec.failed_op}" if rec.failed_op else ""
     return (
-        f"forward pass failed inside {chain or '(model)'}{op}: {exc}. "
+        f"forward pass failed in {chain or 'the model'}{op}: {exc}. "
         f"{len(ran)} layers ran before it" + (f", the last: {tail}" if tail else "")
     )
 

@@ -264,7 +264,9 @@ def _as_inputs(
         return (inputs,), {}
     if is_size(inputs):
         return (make(inputs),), {}
-    if isinstance(inputs, Mapping):
+    if isinstance(inputs, Mapping) and all(
+        is_size(v) or isinstance(v, torch.Tensor) for v in inputs.values()
+    ):
         return (), {k: make(v) if is_size(v) else v for k, v in inputs.items()}
     if isinstance(inputs, (tuple, list)) and inputs:
         if all(is_size(v) or isinstance(v, torch.Tensor) for v in inputs):
@@ -305,11 +307,11 @@ def _rf_tuple(rf: TensorRF | None) -> tuple[tuple, ...] | None:
 
 
 def _to_row(call: CallRecord, owned: dict, shared: dict, first: set[int]) -> Row:
-    trainable, frozen, n_shared = 0, 0, 0
-    if id(call.module) not in first:  # parameters belong to the module's first call
-        first.add(id(call.module))
-        trainable, frozen = owned.get(call.name, (0, 0))
-        n_shared = shared.get(call.name, 0)
+    trainable, frozen = owned.get(call.name, (0, 0))
+    n_shared = shared.get(call.name, 0)
+    if id(call.module) in first:  # called again: its parameters belong to its first call
+        trainable, frozen, n_shared = 0, 0, trainable + frozen + n_shared
+    first.add(id(call.module))
     rf = _rf_tuple(call.rf)
     row = Row(
         index=call.index, parent=call.parent, name=call.name,
