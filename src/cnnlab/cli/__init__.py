@@ -16,7 +16,7 @@ from cnnlab import __version__
 
 # Sub-command modules, in the order ``cnnlab --help`` lists them.
 COMMANDS: tuple[str, ...] = (
-    "train", "evaluate", "predict", "export", "shape", "summary", "viz", "report"
+    "train", "evaluate", "predict", "export", "shape", "summary", "models", "viz", "report"
 )
 
 # Mistakes a user can make (bad flag values, missing files): printed as one clear line, exit 2.

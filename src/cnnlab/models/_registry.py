@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,8 +53,13 @@ def register_model(fn: Factory | None = None, *, name: str | None = None) -> Any
     return decorate(fn) if fn is not None else decorate
 
 
+def _natural_key(name: str) -> list[Any]:
+    """Sort key that orders digits as numbers: resnet18 < resnet34 < resnet101."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted names of the registered models, optionally filtered.
+    """Names of the registered models in natural order, optionally filtered.
 
     Args:
         pattern: a shell-style pattern (``"resnet*"``, ``"vgg1?_bn"``); a pattern without
@@ -61,9 +67,9 @@ def list_models(pattern: str | None = None) -> list[str]:
 
     Example:
         >>> list_models("resnet*")
-        ['resnet101', 'resnet18', 'resnet34', 'resnet50']
+        ['resnet18', 'resnet34', 'resnet50', 'resnet101']
     """
-    names = sorted(_MODELS)
+    names = sorted(_MODELS, key=_natural_key)
     if pattern is None:
         return names
     if not any(ch in pattern for ch in "*?["):
