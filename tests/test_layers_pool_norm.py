@@ -18,6 +18,7 @@ from cnnlab.layers import (
     MaxUnpool2d,
     Normalize,
     Upsample,
+    norm_factory,
     norm_layer,
 )
 
@@ -119,6 +120,31 @@ def test_norm_layer_names_defaults_and_errors():
         norm_layer("group", 8, groups=5)
     with pytest.raises(ValueError, match="channels must be >= 1, got 0"):
         norm_layer("batch", 0)
+
+
+@pytest.mark.parametrize("kind", ["batch", "layer", "instance", "group"])
+def test_norm_layers_check_their_input_and_keep_torch_types(kind):
+    layer = norm_layer(kind, 8, groups=4)
+    torch_type = {"batch": torch.nn.BatchNorm2d, "instance": torch.nn.InstanceNorm2d}.get(
+        kind, torch.nn.GroupNorm)
+    assert isinstance(layer, torch_type)
+    plain = torch_type(8, affine=True) if kind in ("batch", "instance") else torch_type(4, 8)
+    assert layer.state_dict().keys() == plain.state_dict().keys()
+    with pytest.raises(ValueError, match="input has 3 channels.*expects 8"):
+        layer(torch.zeros(2, 3, 4, 4))
+    if kind in ("batch", "instance"):
+        with pytest.raises(ValueError, match=r"\(N, C, H, W\).*got \(2, 8\)"):
+            layer(torch.zeros(2, 8))
+
+
+def test_norm_factory_builds_layers_for_blocks_later():
+    make = norm_factory("group", groups=4)
+    assert make(16).num_groups == 4 and make(8).num_channels == 8
+    assert isinstance(norm_factory("bn")(3), torch.nn.BatchNorm2d)
+    with pytest.raises(ValueError, match="name must be one of"):
+        norm_factory("gruop")
+    with pytest.raises(ValueError, match="groups=3 must divide channels=8"):
+        norm_factory("group", groups=3)(8)
 
 
 def test_normalize_and_its_inverse_round_trip():

@@ -23,7 +23,20 @@ from cnnlab.layers.blocks import (
 )
 from cnnlab.layers.conv import Conv2d, Conv3d, ConvTranspose2d, DilatedConv2d
 from cnnlab.layers.grouped import GroupedConv2d, ShuffledGroupedConv2d
-from cnnlab.layers.norm import NORM_NAMES, Denormalize, Normalize, norm_layer
+from cnnlab.layers.norm import (
+    NORM_NAMES,
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    Denormalize,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    Normalize,
+    norm_factory,
+    norm_layer,
+)
 from cnnlab.layers.pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d, MaxUnpool2d, Upsample
 from cnnlab.layers.separable import (
     DepthwiseSeparableConv2d,
@@ -52,7 +65,8 @@ __all__ = [
     # grouped.py
     "GroupedConv2d", "ShuffledGroupedConv2d",
     # norm.py
-    "NORM_NAMES", "Denormalize", "Normalize", "norm_layer",
+    "NORM_NAMES", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Denormalize", "GroupNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "Normalize", "norm_factory", "norm_layer",
     # pooling.py
     "AvgPool2d", "GlobalAvgPool2d", "MaxPool2d", "MaxUnpool2d", "Upsample",
     # separable.py

@@ -12,12 +12,12 @@ block asks for by name. What each one averages over, for an input of shape ``(N,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from cnnlab._validate import check_choice, check_divisible, check_int
+from cnnlab._validate import check_choice, check_divisible, check_input, check_int
 
 _ALIASES = {
     "batch": "batch", "bn": "batch", "batchnorm": "batch",
@@ -32,6 +32,82 @@ NORM_NAMES = ("batch", "layer", "instance", "group", "none")
 def _default_groups(channels: int, at_most: int = 32) -> int:
     """The largest divisor of ``channels`` that is at most ``at_most`` (32, as in Wu & He)."""
     return max(g for g in range(1, min(channels, at_most) + 1) if channels % g == 0)
+
+
+class _CheckedNorm:
+    """Checks the input's rank and channel count before torch's normalization runs.
+
+    Mixed into torch's classes, so type names, parameters and state dicts stay torch's.
+    """
+
+    _ranks: tuple[int, ...]  # accepted input ranks
+    _layout: str
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = getattr(self, "num_features", None) or self.num_channels
+        if not isinstance(x, torch.Tensor) or x.ndim not in self._ranks:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"input must have shape {self._layout} for {type(self).__name__}, "
+                             f"got {got}")
+        check_input(x, ndim=x.ndim, channels=channels, layout=self._layout)
+        return super().forward(x)  # same shape as x
+
+
+class BatchNorm1d(_CheckedNorm, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` with input checks.
+
+    Example:
+        >>> BatchNorm1d(8)(torch.zeros(2, 8)).shape
+        torch.Size([2, 8])
+    """
+
+    _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_CheckedNorm, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` with input checks; same parameters and state dict as torch's.
+
+    Example:
+        >>> BatchNorm2d(8)(torch.zeros(2, 8, 4, 4)).shape
+        torch.Size([2, 8, 4, 4])
+    """
+
+    _ranks, _layout = (4,), "(N, C, H, W)"
+
+
+class BatchNorm3d(_CheckedNorm, nn.BatchNorm3d):
+    """``nn.BatchNorm3d`` with input checks."""
+
+    _ranks, _layout = (5,), "(N, C, D, H, W)"
+
+
+class InstanceNorm1d(_CheckedNorm, nn.InstanceNorm1d):
+    """``nn.InstanceNorm1d`` with input checks."""
+
+    _ranks, _layout = (3,), "(N, C, L)"
+
+
+class InstanceNorm2d(_CheckedNorm, nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` with input checks."""
+
+    _ranks, _layout = (4,), "(N, C, H, W)"
+
+
+class InstanceNorm3d(_CheckedNorm, nn.InstanceNorm3d):
+    """``nn.InstanceNorm3d`` with input checks."""
+
+    _ranks, _layout = (5,), "(N, C, D, H, W)"
+
+
+class GroupNorm(_CheckedNorm, nn.GroupNorm):
+    """``nn.GroupNorm`` with input checks; ``GroupNorm(1, C)`` is layer norm over (C, H, W).
+
+    Example:
+        >>> GroupNorm(2, 8)(torch.rand(2, 8, 4, 4)).shape
+        torch.Size([2, 8, 4, 4])
+    """
+
+    _ranks, _layout = (2, 3, 4, 5), "(N, C, *)"
 
 
 def norm_layer(
@@ -68,19 +144,41 @@ def norm_layer(
     if not isinstance(eps, int | float) or eps <= 0:
         raise ValueError(f"eps must be a positive number, got {eps!r}")
     if kind == "batch":
-        return (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1](
+        return (BatchNorm1d, BatchNorm2d, BatchNorm3d)[dims - 1](
             channels, eps=eps, affine=affine)
     if kind == "instance":
-        return (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1](
+        return (InstanceNorm1d, InstanceNorm2d, InstanceNorm3d)[dims - 1](
             channels, eps=eps, affine=affine)
     if kind == "layer":
-        return nn.GroupNorm(1, channels, eps=eps, affine=affine)
+        return GroupNorm(1, channels, eps=eps, affine=affine)
     if kind == "group":
         groups = _default_groups(channels) if groups is None else groups
         check_int("groups", groups, min_value=1)
         check_divisible("channels", channels, "groups", groups)
-        return nn.GroupNorm(groups, channels, eps=eps, affine=affine)
+        return GroupNorm(groups, channels, eps=eps, affine=affine)
     return nn.Identity()
+
+
+def norm_factory(
+    name: str | None, groups: int | None = None, *, eps: float = 1e-5, affine: bool = True,
+    dims: int = 2,
+) -> Callable[[int], nn.Module]:
+    """A ``channels -> layer`` callable for blocks that take a ``norm_layer`` factory.
+
+    The name is checked now, the channel count when the block builds its layers.
+
+    Example:
+        >>> make = norm_factory("group", groups=4)
+        >>> make(16).num_groups
+        4
+    """
+    norm_layer(name, 4 if groups is None else groups, groups, eps=eps, affine=affine, dims=dims)
+
+    def make(channels: int) -> nn.Module:
+        return norm_layer(name, channels, groups, eps=eps, affine=affine, dims=dims)
+
+    make.__name__ = f"norm_factory({name!r})"
+    return make
 
 
 def _channel_stats(name: str, values: Sequence[float] | torch.Tensor) -> torch.Tensor:
@@ -158,4 +256,8 @@ class Denormalize(Normalize):
         return Normalize(self.mean.flatten(), self.std.flatten())
 
 
-__all__ = ["NORM_NAMES", "Denormalize", "Normalize", "norm_layer"]
+__all__ = [
+    "NORM_NAMES", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Denormalize", "GroupNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "Normalize", "norm_factory",
+    "norm_layer",
+]
