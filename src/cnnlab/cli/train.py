@@ -62,10 +62,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     helps = _field_help()
     hints = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-    defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
+        # Read defaults off the fields: building a TrainConfig would import torch (slow --help).
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         text = f"{helps.get(f.name, '')} (default: {default})"
         hint = hints[f.name]
         optional = "None" in hint

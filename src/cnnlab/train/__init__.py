@@ -1,5 +1,7 @@
 """Training: ``fit(config)`` writes a resumable run directory; ``evaluate(run_dir)`` scores it.
 
+Names are imported on first use, so that ``cnnlab --help`` does not pay for importing torch.
+
 Example:
     >>> from cnnlab.train import fit
     >>> result = fit(epochs=2, out_dir="/tmp/runs", quiet=True)  # doctest: +SKIP
@@ -7,20 +9,33 @@ Example:
     PosixPath('/tmp/runs/digits-simple_cnn')
 """
 
-from cnnlab.train._epoch import TrainingDiverged
-from cnnlab.train.config import TrainConfig, build_config
-from cnnlab.train.evaluate import EvalResult, evaluate, print_evaluation
-from cnnlab.train.loop import TrainResult, fit
-from cnnlab.train.presets import PRESETS
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "EvalResult",
-    "TrainConfig",
-    "TrainResult",
-    "TrainingDiverged",
-    "build_config",
-    "evaluate",
-    "fit",
-    "print_evaluation",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PRESETS": "cnnlab.train.presets",
+    "EvalResult": "cnnlab.train.evaluate",
+    "TrainConfig": "cnnlab.train.config",
+    "TrainResult": "cnnlab.train.loop",
+    "TrainingDiverged": "cnnlab.train._epoch",
+    "build_config": "cnnlab.train.config",
+    "evaluate": "cnnlab.train.evaluate",
+    "fit": "cnnlab.train.loop",
+    "print_evaluation": "cnnlab.train.evaluate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # the `evaluate` submodule must not shadow the function
+        return value
+    raise AttributeError(f"module 'cnnlab.train' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnlab._validate import check_choice, check_int
-
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
 PRECISIONS = ("fp32", "bf16")
@@ -78,6 +76,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; ~10x slower on CPUs without bf16 units)
     channels_last: bool = True  # NHWC memory format: faster convolutions on CPU and GPU
     compile: bool = False  # torch.compile the model (slow to start; helps on GPUs)
+    threads: int | None = None  # CPU threads for torch ops (None: torch's default, one per core)
 
     # --- run control --------------------------------------------------------------------------
     seed: int = 0  # seeds torch, numpy, python and the shuffling generator
@@ -95,6 +94,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every field; raises ValueError naming the field, its value and what is valid."""
+        from cnnlab._validate import check_choice, check_int
+
         check_int("epochs", self.epochs, min_value=1)
         check_int("batch_size", self.batch_size, min_value=1)
         check_int("seed", self.seed, min_value=0)
@@ -105,7 +106,7 @@ class TrainConfig:
         check_choice("device", self.device, DEVICES)
         if self.eval_split is not None:
             check_choice("eval_split", self.eval_split, SPLITS)
-        for name in ("patience", "unfreeze_at", "max_train_images", "image_size"):
+        for name in ("patience", "unfreeze_at", "max_train_images", "image_size", "threads"):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), min_value=1)
         _check_float("lr", self.lr, low=0.0, low_open=True)

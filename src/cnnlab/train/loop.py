@@ -31,7 +31,7 @@ from cnnlab.train.config import TrainConfig, build_config, check_keys, read_yaml
 
 # Settings that may change when a run is resumed; anything else would silently change the run.
 RESUME_OVERRIDABLE = ("epochs", "patience", "device", "quiet", "report", "eval_split",
-                      "tensorboard", "data_dir", "cache_dir")
+                      "tensorboard", "data_dir", "cache_dir", "threads")
 _RESIDENT_BYTES = 2 << 30  # keep a split on the GPU when its uint8 images fit in 2 GiB
 
 
@@ -168,6 +168,15 @@ class _Run:
         self.autocast = _setup.autocast_factory(cfg, self.device)
 
     def run(self) -> TrainResult:
+        threads = torch.get_num_threads()
+        if self.cfg.threads is not None:
+            torch.set_num_threads(self.cfg.threads)
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self) -> TrainResult:
         cfg, printer = self.cfg, self.printer
         generator = seed_everything(cfg.seed)
         setup = _setup.build_model(cfg, self.bundle)

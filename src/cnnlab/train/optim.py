@@ -83,14 +83,13 @@ def lr_factor(
             return (step + 1) / warmup_steps
         t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-    # onecycle: the same two cosine phases and end points as OneCycleLR's defaults
-    # (div_factor=25, final_div_factor=1e4), as a multiplier of the peak.
+    # onecycle, exactly as OneCycleLR (div_factor=25, final_div_factor=1e4, cosine): phase 1
+    # ends at step pct*total - 1, phase 2 at total - 1, each a cosine between its end points.
     start, end = 1.0 / 25.0, 1.0 / 25.0 / 1e4
-    rise = max(1, round(onecycle_pct * total_steps))
-    if step < rise:
-        t = step / rise
-        return _cos_anneal(start, 1.0, t)
-    t = (step - rise) / max(1, total_steps - rise)
+    rise_end, fall_end = onecycle_pct * total_steps - 1.0, total_steps - 1.0
+    if step <= rise_end:
+        return _cos_anneal(start, 1.0, step / rise_end if rise_end > 0 else 1.0)
+    t = (step - rise_end) / max(fall_end - rise_end, 1e-12)
     return _cos_anneal(1.0, end, min(1.0, t))
 
 

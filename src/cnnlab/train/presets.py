@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnlab._validate import check_choice
-
 PRESETS: dict[str, dict[str, Any]] = {
     # The course recipe (SimpleCNN, Adam 1e-3, batch 64, 10 epochs, no augmentation, constant lr),
     # run through cnnlab's fast data path: the baseline the other presets are measured against.
@@ -49,5 +47,6 @@ def preset_values(name: str | None) -> dict[str, Any]:
     """
     if name is None:
         return {}
-    check_choice("preset", name, tuple(PRESETS))
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}; got {name!r}")
     return dict(PRESETS[name])
