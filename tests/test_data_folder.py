@@ -207,3 +207,10 @@ def test_folder_channels_and_grayscale_majority(tmp_path):
     b3 = load_data(f"folder:{root}", use_cache=False, channels=3, val_split=0.34, test_split=0.0)
     assert b3.in_channels == 3
     assert np.array_equal(b3.train.images[:, 1].numpy(), b.train.images[:, 0].numpy())
+
+
+def test_folder_too_big_for_memory_is_refused_up_front(tmp_path, monkeypatch):
+    root = _tiny_folder(tmp_path / "f", n=3)
+    monkeypatch.setattr(os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 16)
+    with pytest.raises(ValueError, match=r"smaller image_size \(--image-size\)"):
+        load_data(f"folder:{root}", image_size=64, use_cache=False)

@@ -115,6 +115,22 @@ def _report(root: Path, bad: list[tuple[Path, str]], others: list[Path], total: 
     warnings.warn(f"{root}: " + "; ".join(msg), stacklevel=4)
 
 
+def _check_memory(n: int, c: int, size: tuple[int, int], image_size: int | None) -> None:
+    """Refuse up front, with advice, a decoded tensor that would take over half the RAM."""
+    need = n * c * size[0] * size[1] * 2  # the tensor, plus one copy while it is assembled
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not available on this platform
+        return
+    if need > ram // 2:
+        chosen = "--image-size" if image_size is not None else "the default size"
+        raise ValueError(
+            f"decoding {n:,} images at {c}x{size[0]}x{size[1]} ({chosen}) needs about "
+            f"{need / 2**30:.1f} GiB, more than half of this machine's {ram / 2**30:.1f} GiB; "
+            "pass a smaller image_size (--image-size), e.g. 64 or 128"
+        )
+
+
 def _decode_folder(
     root: Path, scan: _Scan, image_size: int | None, channels: int | None
 ) -> dict[str, Any]:
@@ -134,6 +150,7 @@ def _decode_folder(
         if all(isinstance(h, str) for h in headers):
             raise ValueError(f"none of the {len(scan.paths)} image files in {root} could be read")
     size, chans = choose_format(headers, image_size, channels)
+    _check_memory(len(scan.paths), chans, size, image_size)
     images, errors = decode_all(scan.paths, size, chans)
     bad = [(Path(p), e) for p, e in zip(scan.paths, errors) if e is not None]
     _report(root, bad, scan.others, len(scan.paths))

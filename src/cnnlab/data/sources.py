@@ -62,7 +62,7 @@ def _load_digits(size: tuple[int, int], channels: int | None) -> tuple[Split, li
 def load_data(
     source: str = "digits",
     *,
-    data_dir: str | Path = "data",
+    data_dir: str | Path | None = "data",
     image_size: int | None = None,
     val_split: float = 0.1,
     test_split: float = 0.1,
@@ -90,7 +90,7 @@ def load_data(
 
     Args:
         source: one of ``SOURCES``.
-        data_dir: where the standard datasets live.
+        data_dir: where the standard datasets live (None: ``"data"``).
         image_size: resize to image_size x image_size (None: the source's native size; 32 for
             digits; the most common size, capped at 224, for folders).
         val_split: fraction of the training data held out for validation, in (0, 1).
@@ -133,8 +133,9 @@ def load_data(
         from cnnlab.data._vision import load_vision
 
         key = key.replace("-", "_")
+        root = Path(data_dir or "data").expanduser()
         train_pool, test, class_names = load_vision(
-            key, Path(data_dir), size=size, channels=channels, download=download,
+            key, root, size=size, channels=channels, download=download,
             cache_dir=None if cache_dir is None else Path(cache_dir), use_cache=use_cache,
         )  # fmt: skip
         val_idx, train_idx = stratified_split(train_pool.labels, (val_split,), seed)
