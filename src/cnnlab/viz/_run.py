@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 EVAL_ORDER = ("test", "val", "train", "all")
+MAX_SCORED_IMAGES = 2000  # images scored for grids when no saved predictions can be used
 
 
 def run_path(run_dir: str | os.PathLike) -> Path:
@@ -143,3 +145,99 @@ def load_image_file(path: str | os.PathLike, meta: dict[str, Any]) -> torch.Tens
         raise ValueError(f"cannot read image {str(path)!r}: {exc}") from None
     t = torch.from_numpy(arr.copy())
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def _num(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+class MissingPart(ValueError):
+    """A part of a run (model, data, evaluation) could not be loaded; the message says why."""
+
+
+class RunView:
+    """What figures and the report need from one run; model, data, scores are loaded lazily, once.
+
+    Anything that fails to load raises :class:`MissingPart` naming the cause (every time it is asked
+    for), so each caller can turn it into a note.
+    """
+
+    def __init__(self, run_dir: Path, split: str | None):
+        self.dir = run_dir
+        self.split_arg = split
+        self.config = read_config(run_dir)
+        self.data_json = read_json(run_dir / "data.json") or {}
+        self.eval_dir = eval_dir(run_dir, split)
+        self._cache: dict[str, Any] = {}
+
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            try:
+                self._cache[key] = (make(), None)
+            except Exception as exc:
+                self._cache[key] = (None, f"{type(exc).__name__}: {exc}")
+        value, error = self._cache[key]
+        if error:
+            raise MissingPart(error)
+        return value
+
+    def model(self):
+        from cnnlab.checkpoint import load_model
+
+        return self._once("model", lambda: load_model(self.dir))
+
+    def bundle(self):
+        return self._once("bundle", lambda: load_run_data(self.dir, self.model()[1]))
+
+    def split(self) -> str:
+        if self.eval_dir is not None:
+            return self.eval_dir.name
+        if self.split_arg:
+            return self.split_arg
+        return "test" if self.bundle().test is not None and len(self.bundle().test) else "val"
+
+    def scored(self):
+        """(images uint8, labels, logits) of up to MAX_SCORED_IMAGES images of the split."""
+
+        def make():
+            model, meta = self.model()
+            s = self.bundle().split(self.split())
+            images, labels = s.images[:MAX_SCORED_IMAGES], s.labels[:MAX_SCORED_IMAGES]
+            return images, labels, predict_logits(model, images, meta)
+
+        return self._once("scored", make)
+
+    def evaluation(self) -> tuple[dict[str, Any], list[list[Any]], list[str], Any, str]:
+        """(metrics, per-class rows, class names, confusion, where it came from)."""
+
+        def make():
+            if self.eval_dir is not None:
+                metrics = read_json(self.eval_dir / "metrics.json") or {}
+                per_class = read_csv(self.eval_dir / "per_class.csv")
+                rows = [[_num(v) for v in r] for r in per_class[1]] if per_class else []
+                conf = read_confusion(self.eval_dir)
+                names, cm = conf if conf else ([], None)
+                return metrics, rows, names, cm, f"from {self.eval_dir.relative_to(self.dir)}/"
+            from cnnlab.train import evaluate
+
+            res = evaluate(self.dir, self.split(), data=self.bundle(), save=False)
+            rows = [
+                [r["class"], r["precision"], r["recall"], r["f1"], r["support"]]
+                for r in res.per_class
+            ]
+            return (
+                res.metrics,
+                rows,
+                res.class_names,
+                res.confusion.tolist(),
+                f"computed now on the {self.split()} split (no saved evaluation; run "
+                f"'cnnlab evaluate {self.dir}' to keep one)",
+            )
+
+        return self._once("evaluation", make)

@@ -239,7 +239,9 @@ def render(plan: Plan, step: int = 0, progressive: bool = False) -> Figure:
     fig = new_figure(
         max(6.5, 0.5 * sum(widths) + 2.5), 0.5 * max(plan.inp.shape[0], plan.out.shape[0]) + 2.6
     )
-    gs = fig.add_gridspec(2, len(widths), width_ratios=widths, height_ratios=[4, 1])
+    fig.set_layout_engine(None)  # fixed margins: grids have no tick labels, and GIFs draw faster
+    gs = fig.add_gridspec(2, len(widths), width_ratios=widths, height_ratios=[4, 1], left=0.02,
+                          right=0.98, top=0.88, bottom=0.02, wspace=0.12, hspace=0.15)
     marks = None
     if plan.kernel is not None and not transposed:
         marks = {c: f"×{_fmt(plan.kernel[k])}" for c, k in zip(st.inputs, st.kernel)}

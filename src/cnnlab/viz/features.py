@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -73,7 +74,10 @@ def plot_feature_maps(
         raise ValueError(f"top_n must be >= 1, got {top_n}")
     maps = feature_maps(model, image, layer)
     channels = top_channels(maps, top_n)
-    cells, titles = [to_display(_batch(image)[0], mean, std)], ["input"]
+    shown = to_display(_batch(image)[0], mean, std)
+    if shown.ndim == 2:  # gray as RGB, so the channel colour map does not tint the input
+        shown = np.repeat(shown[..., None], 3, axis=2)
+    cells, titles = [shown], ["input"]
     for c in channels:
         m = maps[c]
         lo, hi = float(m.min()), float(m.max())

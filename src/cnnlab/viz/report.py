@@ -25,7 +25,6 @@ from cnnlab.checkpoint import atomic_write_bytes, atomic_write_text
 from cnnlab.viz import _run
 
 REPORT_FILE = "report.html"
-MAX_REPORT_IMAGES = 2000  # images scored for the grids when the report predicts by itself
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;
@@ -102,99 +101,11 @@ def _kv(mapping: dict[str, Any]) -> str:
     return table(["key", "value"], [[k, v] for k, v in mapping.items()])
 
 
-def _num(text: str) -> Any:
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-
-class _Run:
-    """What the report knows about one run; loads model, data and predictions lazily, once."""
-
-    def __init__(self, run_dir: Path, split: str | None):
-        self.dir = run_dir
-        self.split_arg = split
-        self.config = _run.read_config(run_dir)
-        self.data_json = _run.read_json(run_dir / "data.json") or {}
-        self.eval_dir = _run.eval_dir(run_dir, split)
-        self._cache: dict[str, Any] = {}
-
-    def _once(self, key: str, make: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            try:
-                self._cache[key] = (make(), None)
-            except Exception as exc:
-                self._cache[key] = (None, f"{type(exc).__name__}: {exc}")
-        value, error = self._cache[key]
-        if error:
-            raise RuntimeError(error)
-        return value
-
-    def model(self):
-        from cnnlab.checkpoint import load_model
-
-        return self._once("model", lambda: load_model(self.dir))
-
-    def bundle(self):
-        return self._once("bundle", lambda: _run.load_run_data(self.dir, self.model()[1]))
-
-    def split(self) -> str:
-        if self.eval_dir is not None:
-            return self.eval_dir.name
-        if self.split_arg:
-            return self.split_arg
-        return "test" if self.bundle().test is not None and len(self.bundle().test) else "val"
-
-    def scored(self):
-        """(images uint8, labels, logits) of up to MAX_REPORT_IMAGES images of the split."""
-
-        def make():
-            model, meta = self.model()
-            s = self.bundle().split(self.split())
-            images, labels = s.images[:MAX_REPORT_IMAGES], s.labels[:MAX_REPORT_IMAGES]
-            return images, labels, _run.predict_logits(model, images, meta)
-
-        return self._once("scored", make)
-
-    def evaluation(self) -> tuple[dict[str, Any], list[list[Any]], list[str], Any, str]:
-        """(metrics, per-class rows, class names, confusion, where it came from)."""
-
-        def make():
-            if self.eval_dir is not None:
-                metrics = _run.read_json(self.eval_dir / "metrics.json") or {}
-                per_class = _run.read_csv(self.eval_dir / "per_class.csv")
-                rows = [[_num(v) for v in r] for r in per_class[1]] if per_class else []
-                conf = _run.read_confusion(self.eval_dir)
-                names, cm = conf if conf else ([], None)
-                return metrics, rows, names, cm, f"from {self.eval_dir.relative_to(self.dir)}/"
-            from cnnlab.train import evaluate
-
-            res = evaluate(self.dir, self.split(), data=self.bundle(), save=False)
-            rows = [
-                [r["class"], r["precision"], r["recall"], r["f1"], r["support"]]
-                for r in res.per_class
-            ]
-            return (
-                res.metrics,
-                rows,
-                res.class_names,
-                res.confusion.tolist(),
-                f"computed now on the {self.split()} split (no saved evaluation; run "
-                f"'cnnlab evaluate {self.dir}' to keep one)",
-            )
-
-        return self._once("evaluation", make)
-
-
-def _header(run: _Run) -> str:
+def _header(run: _run.RunView) -> str:
     meta: dict[str, Any] = {}
     try:
         meta = run.model()[1]
-    except RuntimeError:
+    except _run.MissingPart:
         pass
     model = (meta.get("model") or {}).get("name") or run.config.get("model", "?")
     dataset = run.data_json.get("source") or run.config.get("dataset", "?")
@@ -207,7 +118,7 @@ def _header(run: _Run) -> str:
     )
 
 
-def _metrics_section(page: _Page, run: _Run) -> str:
+def _metrics_section(page: _Page, run: _run.RunView) -> str:
     parts = []
     cards = []
     from cnnlab.viz.curves import read_metrics
@@ -240,7 +151,7 @@ def _metrics_section(page: _Page, run: _Run) -> str:
             )
         shown = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
         parts.append(f"<h3>Evaluation</h3><p class='muted'>{esc(source)}</p>{_kv(shown)}")
-    except RuntimeError as exc:
+    except _run.MissingPart as exc:
         parts.append(note(f"no evaluation: {exc}"))
     html_cards = "".join(
         f"<div class='card'>{esc(t)}<b>{esc(v)}</b><span class='muted'>{esc(s)}</span></div>"
@@ -249,7 +160,7 @@ def _metrics_section(page: _Page, run: _Run) -> str:
     return f"<div class='cards'>{html_cards}</div>" + "".join(parts)
 
 
-def _curves(page: _Page, run: _Run) -> str:
+def _curves(page: _Page, run: _run.RunView) -> str:
     from cnnlab.viz.curves import plot_curves
 
     if not (run.dir / "metrics.csv").is_file():
@@ -257,7 +168,7 @@ def _curves(page: _Page, run: _Run) -> str:
     return page.figure(plot_curves(run.dir), "curves", "training curves")
 
 
-def _per_class(page: _Page, run: _Run) -> str:
+def _per_class(page: _Page, run: _run.RunView) -> str:
     _, rows, _, _, source = run.evaluation()
     if not rows:
         return note("the evaluation holds no per-class table")
@@ -265,7 +176,7 @@ def _per_class(page: _Page, run: _Run) -> str:
     return f"<p class='muted'>{esc(source)}</p>" + table(header, rows)
 
 
-def _confusion(page: _Page, run: _Run) -> str:
+def _confusion(page: _Page, run: _run.RunView) -> str:
     from cnnlab.viz.confusion import most_confused, plot_confusion
 
     _, _, names, cm, source = run.evaluation()
@@ -285,7 +196,7 @@ def _confusion(page: _Page, run: _Run) -> str:
     )
 
 
-def _grids(page: _Page, run: _Run) -> str:
+def _grids(page: _Page, run: _run.RunView) -> str:
     from cnnlab.viz.grids import plot_predictions, plot_top_losses
 
     images, labels, logits = run.scored()
@@ -304,32 +215,19 @@ def _grids(page: _Page, run: _Run) -> str:
     )
 
 
-def _augmentation(page: _Page, run: _Run) -> str:
-    import torch
+def _augmentation(page: _Page, run: _run.RunView) -> str:
+    from cnnlab.viz.runs import augmentation_figure
 
-    from cnnlab.data import build_augment, to_float
-    from cnnlab.viz.grids import plot_augmentation_preview
-
-    name = run.config.get("augment") or "none"
-    bundle = run.bundle()
-    aug = build_augment(name, bundle.image_size)
-    aug.train()
-    gen = torch.Generator().manual_seed(0)
-    pick = torch.randperm(len(bundle.train), generator=gen)[:6]
-    images = bundle.train.images[pick]
-    fig = plot_augmentation_preview(images, lambda x: aug(to_float(x), generator=gen), n_views=5)
-    text = f"augmentation {name!r}: {aug!r}" + (
-        " (none: the views equal the originals)" if name == "none" else ""
-    )
+    fig, text = augmentation_figure(run)
     return f"<p class='muted'>{esc(text)}</p>" + page.figure(fig, "augmentation", "augmentation")
 
 
-def _summary(page: _Page, run: _Run) -> str:
+def _summary(page: _Page, run: _run.RunView) -> str:
     doc = _run.read_json(run.dir / "summary.json")
     if doc is None:
         try:
             model = run.model()[0]
-        except RuntimeError as exc:
+        except _run.MissingPart as exc:
             return note(f"summary.json is missing and the model could not be loaded: {exc}")
         params = sum(p.numel() for p in model.parameters())
         return (
@@ -367,7 +265,7 @@ def render_json(doc: Any) -> str:
     return f"<pre>{esc(json.dumps(doc, indent=1))}</pre>"
 
 
-def _config(page: _Page, run: _Run) -> str:
+def _config(page: _Page, run: _run.RunView) -> str:
     parts = [_kv(run.config) if run.config else note("config.yaml is missing")]
     if run.data_json:
         parts.append("<h3>Data</h3>" + render_json(run.data_json))
@@ -395,7 +293,7 @@ def write_report(
         >>> write_report("runs/digits-simple_cnn")  # doctest: +SKIP
         PosixPath('runs/digits-simple_cnn/report.html')
     """
-    run = _Run(_run.run_path(run_dir), split)
+    run = _run.RunView(_run.run_path(run_dir), split)
     page = _Page(run.dir, save_figures)
     page.section("Results", lambda: _metrics_section(page, run))
     page.section("Training curves", lambda: _curves(page, run))
