@@ -189,3 +189,18 @@ def test_top_losses_are_the_highest_cross_entropies():
     full = F.cross_entropy(logits, labels, reduction="none")
     assert set(idx.tolist()) == set(full.argsort(descending=True)[:5].tolist())
     assert torch.allclose(loss, full[idx]) and (pred == logits[idx].argmax(1)).all()
+
+
+def test_receptive_field_of_an_off_centre_unit_with_padding_is_clipped_at_the_border():
+    # conv3 p1: rf 3, jump 1, centre of unit 0 at 0; conv3 s2 p1: rf 5, jump 2, centre 0;
+    # maxpool 2: rf 5 + 1*2 = 7, jump 4, centre 0 + 0.5*2 = 1. Unit u is centred at 1 + 4u.
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(2, 2, 3, stride=2, padding=1), nn.MaxPool2d(2))
+    rf = viz.receptive_field(net, torch.rand(1, 16, 16), "3", (2, 3))
+    assert (rf.top, rf.bottom) == (9 - 3, 9 + 3)  # rows centred at 1 + 4*2 = 9
+    assert (rf.left, rf.right) == (13 - 3, 15)  # columns centred at 13, clipped at the border
+    corner = viz.receptive_field(net, torch.rand(1, 16, 16), "3", (0, 0))
+    assert (corner.top, corner.left, corner.bottom, corner.right) == (0, 0, 4, 4)
+    support = (rf.gradient > 0).nonzero()
+    assert support[:, 0].min() >= rf.top and support[:, 0].max() <= rf.bottom
+    assert support[:, 1].min() >= rf.left and support[:, 1].max() <= rf.right

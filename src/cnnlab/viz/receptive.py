@@ -3,7 +3,7 @@
 Two views of the same question, "which input pixels can change this unit?":
 
 * the *theoretical* receptive field, a box given by the layers' kernels, strides, paddings and
-  dilations (``cnnlab.inspect``'s receptive-field arithmetic when available);
+  dilations (``cnnlab.inspect``'s receptive-field arithmetic), for any unit, not only the centre;
 * the *effective* receptive field (Luo et al., "Understanding the Effective Receptive Field in
   Deep Convolutional Neural Networks", NeurIPS 2016): ``|d unit / d input|``, which is usually
   concentrated in the middle of the box.
@@ -11,6 +11,7 @@ Two views of the same question, "which input pixels can change this unit?":
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,22 +74,26 @@ def _unit_gradient(model, x, layer: str, unit: tuple[int, int] | None):
     return grad[0].abs().sum(0).detach().cpu(), (r, c)
 
 
-def _gradient_support_box(model, x, layer, unit, trials: int = 6):
-    """Bounding box of the union of nonzero-gradient pixels over a few random inputs.
+def _analytic_box(model, x, layer: str, unit: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Box of ``unit`` from ``cnnlab.inspect``'s receptive-field arithmetic, clipped to the image.
 
-    A stand-in for the theoretical receptive field: gradients can vanish at dead ReLUs or at the
-    pixels a max-pool did not pick, so several random inputs are tried and their supports joined.
+    The inspector gives, per dimension, the field ``rf``, the effective stride ``jump`` and the
+    centre ``start`` of unit 0's field; unit ``u`` is centred at ``start + u * jump`` and covers
+    ``rf`` pixels around it: ``[centre - (rf - 1) / 2, centre + (rf - 1) / 2]``.
     """
-    gen = torch.Generator().manual_seed(0)
-    support = torch.zeros(x.shape[2:], dtype=torch.bool)
-    for _ in range(trials):
-        g, _ = _unit_gradient(model, torch.randn(x.shape, generator=gen).to(x), layer, unit)
-        support |= g > 0
-    rows = support.any(1).nonzero().view(-1)
-    cols = support.any(0).nonzero().view(-1)
-    if rows.numel() == 0:
-        return None
-    return int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
+    from cnnlab.inspect import summary
+
+    rows = [r for r in summary(model, tuple(x.shape), depth=10**6).calls if r.name == layer]
+    if not rows or rows[0].rf is None or len(rows[0].rf) != 2:
+        raise ValueError(f"cnnlab.inspect finds no 2-D receptive field for layer {layer!r}")
+    row = rows[0]
+    box = []
+    for rf, jump, start, u, n in zip(row.rf, row.jump, row.start, unit, x.shape[2:]):
+        centre = start + u * jump
+        lo, hi = centre - (rf - 1) / 2, centre + (rf - 1) / 2
+        box.append((max(0, math.floor(lo)), min(n - 1, math.ceil(hi))))
+    (top, bottom), (left, right) = box
+    return top, left, bottom, right
 
 
 def receptive_field(
@@ -110,11 +115,9 @@ def receptive_field(
         name = layer or last_feature_layer(model, image)
         x = _batch(image).to(next(model.parameters(), image).device)
         grad, unit = _unit_gradient(model, x, name, unit)
-        box = _gradient_support_box(model, x, name, unit)
+        box = _analytic_box(model, x, name, unit)
     finally:
         model.train(was_training)
-    if box is None:
-        raise ValueError(f"unit {unit} of layer {name!r} does not depend on the input at all")
     return ReceptiveField(name, unit, *box, grad)
 
 
