@@ -183,6 +183,26 @@ def test_cnnlab_checkpoint_and_run_directory_sources(tmp_path):
     assert len(report.loaded) == 2
 
 
+def test_a_fitting_head_is_replaced_when_the_classes_differ(tmp_path):
+    def net():
+        m = nn.Sequential()
+        m.add_module("body", nn.Conv2d(1, 4, 3))
+        m.add_module("head", nn.Linear(4, 3))
+        return m
+
+    source = net()
+    meta = {"model": {"name": "x"}, "class_names": ["0", "1", "2"]}
+    save_checkpoint(tmp_path / "best.safetensors", source, meta)
+    target = net()
+    report = load_pretrained(target, tmp_path / "best.safetensors", class_names=["7", "8", "9"])
+    assert [k for k, _ in report.skipped] == ["head.weight", "head.bias"]
+    assert not torch.equal(target.head.weight, source.head.weight)
+    report = load_pretrained(target, tmp_path / "best.safetensors", class_names=["0", "1", "2"])
+    assert torch.equal(target.head.weight, source.head.weight)  # same task: keep the head
+    report = load_pretrained(net(), tmp_path / "best.safetensors", new_head=True)
+    assert len(report.skipped) == 2
+
+
 def test_bad_sources_give_clear_errors(tmp_path):
     model = _tv_resnet18(num_classes=5)
     with pytest.raises(FileNotFoundError, match="does not exist"):

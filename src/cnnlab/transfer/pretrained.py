@@ -11,6 +11,7 @@ size the weights expect.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -45,7 +46,7 @@ class PretrainedReport:
         normalization: ``{"mean": [...], "std": [...]}`` the weights expect, or None if unknown.
         input_size: ``[C, H, W]`` the weights were trained at, or None if unknown.
         imagenet: True when the weights are ImageNet weights.
-        class_names: the source's class names when it is a cnnlab checkpoint.
+        class_names: the source's class names (cnnlab checkpoint, or ImageNet categories).
     """
 
     source: str
@@ -137,7 +138,12 @@ def _in_channels(target: dict[str, torch.Tensor]) -> tuple[str | None, int | Non
 
 
 def load_pretrained(
-    model: nn.Module, source: str | os.PathLike, *, arch: str | None = None
+    model: nn.Module,
+    source: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    class_names: Sequence[str] | None = None,
+    new_head: bool | None = None,
 ) -> PretrainedReport:
     """Copy pretrained weights into ``model`` in place, replacing what does not fit.
 
@@ -148,6 +154,11 @@ def load_pretrained(
             download and cache; or a path: a run directory, a ``.safetensors`` checkpoint, or a
             ``.pth`` state dict (read with ``weights_only=True``).
         arch: the architecture name for ``"torchvision"`` (default: ``model.model_name``).
+        class_names: the target task's classes. When the source's classes are known (a cnnlab
+            checkpoint, or torchvision's ImageNet categories) and differ, the head is not
+            loaded even if its shape fits (e.g. digits 0-4 -> digits 5-9).
+        new_head: True: never load the head; False: load it whenever its shape fits;
+            None (default): decide from shapes and ``class_names`` as above.
 
     Returns:
         A :class:`PretrainedReport`; ``report.normalization`` / ``report.input_size`` are what
@@ -175,6 +186,7 @@ def load_pretrained(
         src = load_torchvision_state(weights)
         mean, std = weights.transforms().mean, weights.transforms().std
         report.imagenet = True
+        report.class_names = list(weights.meta.get("categories") or []) or None
     else:
         src, meta = load_local_state(source_str)
         norm = meta.get("normalization") or {}
@@ -190,13 +202,21 @@ def load_pretrained(
     prefix = head_prefix(model)
     pairs, report.matched_by = _pair_keys(src, target)
     first_conv, channels = _in_channels(target)
+    if new_head is None:
+        new_head = bool(
+            class_names is not None
+            and report.class_names is not None
+            and list(class_names) != list(report.class_names)
+        )
     new_state = dict(target)
     for key, t in target.items():
         if key not in pairs:
             report.missing.append(key)
             continue
         s = src[pairs[key]]
-        if s.shape == t.shape:
+        if new_head and is_head_param(key, prefix):
+            report.skipped.append((key, "new head for other classes than the source's"))
+        elif s.shape == t.shape:
             new_state[key] = s.to(t.dtype)
             report.loaded.append(key)
         elif (
