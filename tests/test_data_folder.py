@@ -214,3 +214,23 @@ def test_folder_too_big_for_memory_is_refused_up_front(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 16)
     with pytest.raises(ValueError, match=r"smaller image_size \(--image-size\)"):
         load_data(f"folder:{root}", image_size=64, use_cache=False)
+
+
+def test_exif_orientation_is_applied():
+    import io
+
+    from PIL import ImageOps
+
+    im = Image.new("L", (20, 10), 0)
+    im.paste(255, (0, 0, 10, 10))  # white left half, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=100, exif=exif)
+    buf.seek(0)
+    shown = ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue())))
+    assert shown.size == (10, 20)
+    out = decode_one(buf, (20, 10), 1)  # (H, W) of the displayed picture
+    assert out.shape == (1, 20, 10)
+    assert np.abs(out[0].astype(int) - np.asarray(shown, dtype=int)).max() <= 2
+    assert out[0, :8].mean() > 240 and out[0, 12:].mean() < 15  # white half now on top

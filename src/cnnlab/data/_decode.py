@@ -4,6 +4,7 @@ Modes are mapped to 1 channel (grayscale: ``1``, ``L``, ``I``, ``I;16``, ``F``, 
 (everything else: RGB, RGBA, palette, CMYK, YCbCr ...). Transparent images are composited onto
 white first, so a transparent background does not turn into arbitrary colours. Sizes are
 unified by resizing the shorter side to the target and centre-cropping (aspect ratio kept).
+EXIF orientation is applied, so photos appear the way viewers show them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
+_EXIF_ORIENTATION = 0x0112
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -95,11 +97,17 @@ def _decode(path: str | Path | IO[bytes], size: tuple[int, int], channels: int) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Palette images with transparency ..."
             with Image.open(path) as im:
-                iw, ih = im.size
+                # Camera photos are often stored sideways with an EXIF orientation tag (values
+                # 5-8 mean a quarter turn, so the displayed width and height swap).
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+                turned = orientation in (5, 6, 7, 8)
+                iw, ih = im.size[::-1] if turned else im.size  # displayed size
                 scale = max(h / ih, w / iw)  # shorter side (relative to target) fills the target
                 rw, rh = max(w, round(iw * scale)), max(h, round(ih * scale))
-                if im.format == "JPEG":
-                    im.draft("L" if channels == 1 else "RGB", (rw, rh))  # decode at reduced scale
+                if im.format == "JPEG":  # let libjpeg decode at a reduced scale (much faster)
+                    im.draft("L" if channels == 1 else "RGB", (rh, rw) if turned else (rw, rh))
+                if orientation != 1:
+                    im = ImageOps.exif_transpose(im)
                 im = _to_channels(im, channels)
                 if im.size != (rw, rh):
                     im = im.resize((rw, rh), Image.BILINEAR)  # PIL's resize filters (antialias)
