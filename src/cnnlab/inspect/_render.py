@@ -91,7 +91,8 @@ def _cells(row: Row, frozen: bool) -> list[str]:
         human_count(row.flops) if row.macs else "—",
         human_count(row.ops) if row.ops else "—",
         human_bytes(row.activation_bytes) if row.activation_bytes else "—",
-        _dims(row.rf), _dims(row.jump), _dims(row.start),
+        ("" if row.rf_exact or row.rf is None else "≤") + _dims(row.rf),
+        _dims(row.jump), _dims(row.start),
     ]  # fmt: skip
     return cells
 
@@ -119,6 +120,11 @@ def footer_lines(s: Summary) -> list[str]:
         lines.append(f"not counted: {listed}")
     else:
         lines.append("not counted: none (every op is counted or is a view/metadata op)")
+    if any(r.rf is not None and not r.rf_exact for r in s.calls):
+        lines.append(
+            "≤: after upsampling, non-dividing adaptive pooling or strided transposed conv the "
+            "RF is the largest over output positions"
+        )
     lines += s.notes
     return lines
 

@@ -9,8 +9,9 @@ exact (no zero gradient by accident), the model runs on a stand-in of itself:
   O(1), so ReLU passes everything and no sum of contributions cancels;
 * max pooling is replaced by average pooling of the same geometry: a max sends gradient only to
   the winner of each window, an average to the whole window, which is the window's field;
-* the input is all ones in float64, so gradients of units at the far edge of the field
-  (a product of ``1/9`` per 3x3 layer along the longest path) stay far above underflow.
+* the input is a tiny constant in float64, so activations stay below the caps of ReLU6-like
+  functions and gradients of units at the far edge of the field (a product of ``1/9`` per 3x3
+  layer along the longest path) stay far above underflow.
 
 Parameters are swapped with ``torch.func.functional_call``: the user's model is not modified and
 may even live on the ``meta`` device. The input must be large enough for the field of the central
@@ -19,6 +20,7 @@ unit to fit; :class:`ReceptiveField` reports when the analytic field is clipped 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,19 +71,25 @@ class ReceptiveField:
         return tuple(_int(hi - lo + 1) for lo, hi in self.analytic_box)
 
     @property
+    def clipped_dims(self) -> tuple[bool, ...]:
+        """Per dimension: does the analytic field reach past the input border?"""
+        return tuple(lo < 0 or hi > n - 1 for (lo, hi), n in zip(self.analytic_box, self.input_size))
+
+    @property
     def clipped(self) -> bool:
-        """True if the analytic field reaches past the input border (use a larger input)."""
-        return any(
-            lo < 0 or hi > n - 1 for (lo, hi), n in zip(self.analytic_box, self.input_size)
-        )
+        """True if the analytic field reaches past the input border in some dimension."""
+        return any(self.clipped_dims)
 
     @property
     def agrees(self) -> bool:
-        """True if the analytic interval, clipped to the input, equals the gradient support."""
-        clipped = tuple(
-            (max(lo, 0), min(hi, n - 1)) for (lo, hi), n in zip(self.analytic_box, self.input_size)
-        )
-        return clipped == tuple((float(lo), float(hi)) for lo, hi in self.box)
+        """Analytic and empirical agree: equal intervals in every unclipped dimension, and in a
+        clipped one the support lies inside the analytic interval (pixels past the last window of
+        an unpadded layer may be unused, so a clipped support can be smaller).
+        """
+        for (lo, hi), (a_lo, a_hi), clip in zip(self.box, self.analytic_box, self.clipped_dims):
+            if (not clip and (lo, hi) != (a_lo, a_hi)) or (clip and not a_lo <= lo <= hi <= a_hi):
+                return False
+        return True
 
 
 def _int(v: float) -> float:
@@ -176,8 +184,12 @@ def _pick(calls: list[Row], layer: str | None, chosen: Row | None) -> Row:
                     "valid: a layer with a spatial output"
                 )
             return row
-    valid = ", ".join(r.name for r in calls if r.rf is not None and r.name)
-    raise ValueError(f"layer={layer!r} is not a module called in forward; valid: {valid}")
+    names = [r.name for r in calls if r.rf is not None and r.name]
+    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.4)
+    raise ValueError(
+        f"layer={layer!r} is not a module with a spatial output called in forward; closest "
+        f"valid names: {', '.join(close) or ', '.join(names[:5])} (of {len(names)})"
+    )
 
 
 def receptive_field(
@@ -226,7 +238,10 @@ def receptive_field(
             raise _Stop
         captured.append(None)  # an earlier call of a shared module
 
-    x = torch.ones(size, dtype=dtype, device=device, requires_grad=True)
+    # a tiny constant input: the stand-in is positively homogeneous, so gradients do not depend
+    # on the scale, while activations stay far below the caps of ReLU6/hardtanh even after
+    # residual sums double them block after block
+    x = torch.full(size, 2.0**-20, dtype=dtype, device=device, requires_grad=True)
     handle = target.register_forward_hook(capture)
     modes = [(m, m.training) for m in model.modules()]
     try:
@@ -242,7 +257,13 @@ def receptive_field(
     out = captured[occurrence]
     n = len(row.rf)
     unit = tuple(s // 2 for s in out.shape[-n:])
-    (grad,) = torch.autograd.grad(out[0][(..., *unit)].sum(), x)
+    # all channels of the unit (concatenated branches differ), weighted by fixed positive weights
+    # in [0.5, 1.5): a plain sum could cancel exactly after a normalization over channels
+    # (each row of its Jacobian sums to zero), a generic weighting does not
+    value = out[0][(..., *unit)]  # (C,) or ()
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.rand(value.shape, generator=gen, dtype=torch.float64) + 0.5
+    (grad,) = torch.autograd.grad((value * weights.to(value)).sum(), x)
     support = grad[0].abs().reshape(-1, *grad.shape[-n:]).sum(0) > 0  # (*spatial)
     box = []
     for d in range(n):

@@ -28,7 +28,6 @@ deeper path). This bounding box is exactly what the gradient support of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -40,12 +39,18 @@ from cnnlab.inspect._ops import OpCall
 
 @dataclass(frozen=True)
 class DimRF:
-    """Receptive-field arithmetic of one spatial dimension of one tensor (see module docstring)."""
+    """Receptive-field arithmetic of one spatial dimension of one tensor (see module docstring).
+
+    ``exact`` is False once the units stop lying on a uniform grid (upsampling, adaptive pooling
+    whose sizes do not divide, strided transposed convolution): then ``rf`` is the largest over
+    positions and ``start + i*jump`` only approximates where unit ``i`` looks.
+    """
 
     size: int
     rf: float
     jump: float
     start: float
+    exact: bool = True
 
     @property
     def lo(self) -> float:
@@ -68,7 +73,7 @@ def input_rf(x: torch.Tensor) -> TensorRF | None:
 
     Example:
         >>> input_rf(torch.zeros(1, 3, 4, 5))[-1]
-        DimRF(size=5, rf=1, jump=1, start=0)
+        DimRF(size=5, rf=1, jump=1, start=0, exact=True)
     """
     if x.ndim < 3 or not x.is_floating_point():
         return None
@@ -80,10 +85,11 @@ def merge(parts: list[DimRF], size: int) -> DimRF:
 
     Example:
         >>> merge([DimRF(4, 3, 1, 1.0), DimRF(4, 1, 2, 0.0)], 4)
-        DimRF(size=4, rf=3, jump=2, start=1.0)
+        DimRF(size=4, rf=3, jump=2, start=1.0, exact=False)
     """
     lo, hi = min(p.lo for p in parts), max(p.hi for p in parts)
-    return DimRF(size, _exact(hi - lo + 1), max(p.jump for p in parts), (lo + hi) / 2)
+    exact = all(p.exact for p in parts) and len({p.jump for p in parts}) == 1
+    return DimRF(size, _exact(hi - lo + 1), max(p.jump for p in parts), (lo + hi) / 2, exact)
 
 
 def _exact(value: float) -> float:
@@ -104,7 +110,7 @@ def sliding_window(call: OpCall, rf: TensorRF) -> TensorRF | None:
         >>> x, w = torch.zeros(1, 1, 9, 9), torch.zeros(1, 1, 3, 3)
         >>> call = OpCall("conv2d", (x, w), {"stride": 2, "padding": 1}, torch.zeros(1, 1, 5, 5))
         >>> sliding_window(call, input_rf(x))[-1]
-        DimRF(size=5, rf=3, jump=2, start=0.0)
+        DimRF(size=5, rf=3, jump=2, start=0.0, exact=True)
     """
     n = spatial_dims(call.name)
     dims, out = _spatial(rf, n), call.output
@@ -118,6 +124,7 @@ def sliding_window(call: OpCall, rf: TensorRF) -> TensorRF | None:
             src.rf + (k_eff - 1) * src.jump,
             src.jump * s,
             src.start + ((k_eff - 1) / 2 - p) * src.jump,
+            src.exact,
         )
     return result
 
@@ -149,6 +156,7 @@ def transposed(call: OpCall, rf: TensorRF) -> TensorRF | None:
             src.rf + span * src.jump,
             src.jump / s,
             src.start + (p - d * (k - 1) / 2) / s * src.jump,
+            src.exact and s == 1,
         )
     return result
 
@@ -178,6 +186,7 @@ def adaptive(call: OpCall, rf: TensorRF) -> TensorRF | None:
             src.rf + (k_max - 1) * src.jump,
             src.jump * size_in / size_out,
             src.start + (first - 1) / 2 * src.jump,
+            src.exact and size_in % size_out == 0,
         )
     return result
 
@@ -201,6 +210,7 @@ def resample(call: OpCall, rf: TensorRF) -> TensorRF | None:
             src.rf + (taps - 1) * src.jump,
             src.jump * src.size / out.shape[i - n],
             src.start,
+            src.exact and out.shape[i - n] == src.size,
         )
         for i, src in enumerate(dims)
     }
@@ -256,7 +266,7 @@ def reduce(call: OpCall, rf: TensorRF) -> TensorRF | None:
     for d, src in rf.items():
         if d in reduced:
             extra = (src.size - 1) * src.jump
-            src = DimRF(1, src.rf + extra, src.jump * src.size, src.start + extra / 2)
+            src = DimRF(1, src.rf + extra, src.jump * src.size, src.start + extra / 2, src.exact)
         result[d] = replace(src, size=out.shape[d])
     return result
 
@@ -335,6 +345,3 @@ def fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}".rstrip("0")
 
 
-def is_finite(rf: TensorRF) -> bool:
-    """True if every number is finite (``jump`` is infinite after pooling to size 0)."""
-    return all(math.isfinite(v.rf) and math.isfinite(v.jump) for v in rf.values())

@@ -50,6 +50,8 @@ class Row:
         jump: effective stride per spatial dimension.
         start: input coordinate of the centre of unit 0's receptive field, per dimension.
         sizes: spatial sizes of the output (None off the spatial path).
+        rf_exact: False if ``rf`` is a largest-over-positions bound (after upsampling,
+            non-dividing adaptive pooling or strided transposed convolution).
         order: position in the order in which calls returned.
     """
 
@@ -70,6 +72,7 @@ class Row:
     jump: tuple[float, ...] | None = None
     start: tuple[float, ...] | None = None
     sizes: tuple[int, ...] | None = None
+    rf_exact: bool = True
     order: int = -1
 
     @property
@@ -159,15 +162,12 @@ class Summary:
 
         "Last" is the last call to return, so a fully convolutional model's own output wins and a
         classifier's global pooling (spatial size 1) and head are skipped: for ResNet this is
-        ``layer4``, for VGG the output of ``avgpool`` (7 x 7 at 224 x 224 input).
+        ``layer4``, for VGG the output of ``avgpool`` (7 x 7 at 224 x 224 input). Maps whose
+        numbers are exact (units on a uniform grid) are preferred over bounds after resampling.
         """
-        best = None
-        for call in self.calls:
-            if call.rf is None or not call.sizes or max(call.sizes) <= 1:
-                continue
-            if best is None or call.order > best.order:
-                best = call
-        return best
+        candidates = [c for c in self.calls if c.rf is not None and c.sizes and max(c.sizes) > 1]
+        exact = [c for c in candidates if c.rf_exact]
+        return max(exact or candidates, key=lambda c: c.order, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python view (JSON-ready) of the shown rows, totals and notes."""
@@ -223,6 +223,7 @@ def _row_dict(row: Row) -> dict[str, Any]:
         "shared": row.shared, "macs": row.macs, "flops": row.flops, "other_ops": row.ops,
         "activation_bytes": row.activation_bytes,
         "rf": _plain(row.rf), "jump": _plain(row.jump), "start": _plain(row.start),
+        "rf_exact": row.rf_exact if row.rf else None,
     }  # fmt: skip
 
 
@@ -302,7 +303,7 @@ def _rf_tuple(rf: TensorRF | None) -> tuple[tuple, ...] | None:
     dims = [rf[d] for d in sorted(rf)]
     return (
         tuple(d.rf for d in dims), tuple(d.jump for d in dims),
-        tuple(d.start for d in dims), tuple(d.size for d in dims),
+        tuple(d.start for d in dims), tuple(d.size for d in dims), all(d.exact for d in dims),
     )  # fmt: skip
 
 
@@ -319,7 +320,7 @@ def _to_row(call: CallRecord, owned: dict, shared: dict, first: set[int]) -> Row
         output_shapes=call.output_shapes, trainable=trainable, frozen=frozen, shared=n_shared,
         macs=call.macs, ops=call.ops, activation_bytes=call.activation_bytes,
         rf=rf[0] if rf else None, jump=rf[1] if rf else None, start=rf[2] if rf else None,
-        sizes=rf[3] if rf else None, order=call.finished,
+        sizes=rf[3] if rf else None, rf_exact=rf[4] if rf else True, order=call.finished,
     )  # fmt: skip
     return row
 
