@@ -73,7 +73,8 @@ class ReceptiveField:
     @property
     def clipped_dims(self) -> tuple[bool, ...]:
         """Per dimension: does the analytic field reach past the input border?"""
-        return tuple(lo < 0 or hi > n - 1 for (lo, hi), n in zip(self.analytic_box, self.input_size))
+        pairs = zip(self.analytic_box, self.input_size)
+        return tuple(lo < 0 or hi > n - 1 for (lo, hi), n in pairs)
 
     @property
     def clipped(self) -> bool:
