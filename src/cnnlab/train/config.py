@@ -41,7 +41,7 @@ class TrainConfig:
     test_split: float = 0.1  # fraction held out for test where the source has no test set
     channels: int | None = None  # 1 or 3 to convert images (None: the source's own)
     max_train_images: int | None = None  # use only the first N (shuffled) training images
-    augment: str = "none"  # batched augmentation recipe name (see cnnlab.data.build_augment)
+    augment: str = "auto"  # auto (per dataset) | none | crop | crop-flip | ... (data.build_augment)
 
     # --- model --------------------------------------------------------------------------------
     model: str = "simple_cnn"  # a name from the model zoo (`cnnlab models`)

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,7 @@ class _Run:
             autocast=self.autocast, sync_every=1 if self.device.type == "cpu" else 25,
         )
         writer = self._tensorboard()
+        started = time.perf_counter()
         stopped = "completed" if start_epoch <= cfg.epochs else "already_complete"
         try:
             for epoch in range(start_epoch, cfg.epochs + 1):
@@ -240,6 +242,7 @@ class _Run:
                 row["val_loss"], row["val_acc"] = evaluate_split(
                     ctx.model, val.images, val.labels, normalizer, self.autocast
                 )
+                row["elapsed_s"] = time.perf_counter() - started  # this session, not CSV
                 history.append(row)
                 improved = _better(row, best)
                 if improved:

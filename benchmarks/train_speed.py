@@ -1,0 +1,306 @@
+"""Training speed on CIFAR-10 JPEGs: the course recipe vs cnnlab's pipeline vs the compute ceiling.
+
+One invocation, one machine, the same images and the same held-out split for every contender:
+
+1. **course** — the course recipe exactly: ``torchvision.datasets.ImageFolder`` with per-sample
+   transforms ``ToTensor() + Normalize((0.5,)*3, (0.5,)*3)``, ``DataLoader(batch_size=64,
+   shuffle=True)`` (``num_workers`` 0 as in the course; ``--workers`` to change), SimpleCNN,
+   ``Adam(lr=1e-3)``, NCHW fp32, constant learning rate.
+2. **cnnlab** — ``cnnlab.train.fit`` with ``preset="course"`` (same model, batch 64, Adam 1e-3, no
+   augmentation), i.e. cnnlab's data path: images decoded once into a resident uint8 tensor,
+   batches gathered by index, fused normalization, channels_last.
+3. **ceiling** — the same model's forward + backward + Adam step on normalized fp32 channels_last
+   batches already in memory: no data pipeline at all.
+
+images/s count training images per second of training-loop time (validation excluded). Then the
+wall time to reach 70% held-out accuracy: the course recipe's 10 epochs (measured, or per-epoch
+time x 10 when ``--course-epochs`` < 10, printed as an estimate) against ``--preset`` (default
+``cifar10-fast``), whose time is the wall clock of its whole ``fit`` call up to the end of the
+first epoch whose validation accuracy reaches 70% (model build, validation passes and checkpoint
+writes included).
+
+Run (full, ~15-20 min on 2 quiet cores):
+    .venv/bin/python benchmarks/train_speed.py
+Quick check (~2 min):
+    .venv/bin/python benchmarks/train_speed.py --max-images 8000 --heldout-per-class 100 \
+        --course-epochs 1 --cnnlab-epochs 1 --skip-preset
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ARCHIVE = Path("/work/shared/data/cifar10-train-jpg.tar.gz")
+COURSE_BATCH, COURSE_LR = 64, 1e-3
+TARGET = 0.70
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--archive", type=Path, default=ARCHIVE, help="CIFAR-10 JPEG tar.gz")
+    p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "cnnlab-cifar10-jpg",
+                   help="where the archive is extracted (reused when present)")
+    p.add_argument("--heldout-per-class", type=int, default=500,
+                   help="held-out images per class (default 500: 5,000 of 50,000)")
+    p.add_argument("--max-images", type=int, default=None,
+                   help="use at most this many training images (stratified; default all)")
+    p.add_argument("--course-epochs", type=int, default=10, help="epochs of the course recipe")
+    p.add_argument("--cnnlab-epochs", type=int, default=2,
+                   help="epochs of cnnlab's pipeline for the images/s figure")
+    p.add_argument("--ceiling-steps", type=int, default=150, help="timed steps of the ceiling")
+    p.add_argument("--preset", default="cifar10-fast", help="cnnlab preset to time to 70%%")
+    p.add_argument("--skip-preset", action="store_true", help="skip the time-to-70%% run")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the course")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    return p.parse_args(argv)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def extract(archive: Path, root: Path) -> Path:
+    """Extract the archive once; returns the folder holding one sub-folder per class."""
+    train = root / "train"
+    if not (train.is_dir() and len(list(train.glob("*/*.jpg"))) >= 50_000):
+        if not archive.is_file():
+            sys.exit(f"train_speed: {archive} not found; pass --archive PATH")
+        root.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(root, filter="data") if sys.version_info >= (3, 12) else \
+                tar.extractall(root)  # noqa: S202 - our own benchmark archive
+    return train
+
+
+def split_files(train_dir: Path, heldout: int, max_images: int | None, seed: int):
+    """Stratified split by file: (class_names, train [(path, label)], heldout [(path, label)])."""
+    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    rng = random.Random(seed)
+    tr, ho = [], []
+    per_class = None if max_images is None else max_images // len(classes)
+    for label, name in enumerate(classes):
+        files = sorted((train_dir / name).glob("*.jpg"))
+        rng.shuffle(files)
+        ho += [(f, label) for f in files[:heldout]]
+        rest = files[heldout:]
+        tr += [(f, label) for f in (rest if per_class is None else rest[:per_class])]
+    return classes, tr, ho
+
+
+def decode(items) -> tuple[torch.Tensor, torch.Tensor]:
+    """JPEG files -> uint8 (N, 3, 32, 32) and int64 labels, decoded in a thread pool."""
+    from PIL import Image
+
+    def one(item):
+        with Image.open(item[0]) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        arrays = list(pool.map(one, items, chunksize=256))
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    y = torch.tensor([label for _, label in items], dtype=torch.int64)
+    return x, y
+
+
+# --- (1) the course recipe -------------------------------------------------------------------
+
+
+def course(train_dir: Path, train_items, heldout_items, epochs: int, workers: int, seed: int):
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    from cnnlab.models import create
+
+    torch.manual_seed(seed)
+    tf = transforms.Compose([transforms.ToTensor(),
+                             transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    folder = datasets.ImageFolder(str(train_dir), transform=tf)
+    index = {Path(p): i for i, (p, _) in enumerate(folder.samples)}
+    train_set = Subset(folder, [index[p] for p, _ in train_items])
+    held_set = Subset(folder, [index[p] for p, _ in heldout_items])
+    train_loader = DataLoader(train_set, batch_size=COURSE_BATCH, shuffle=True,
+                              num_workers=workers)
+    held_loader = DataLoader(held_set, batch_size=256, num_workers=workers)
+    model = create("simple_cnn", num_classes=10)
+    opt = torch.optim.Adam(model.parameters(), lr=COURSE_LR)
+    epochs_out, wall, start = [], 0.0, time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0, seen = time.perf_counter(), 0
+        for x, y in train_loader:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen += len(y)
+        train_s = time.perf_counter() - t0
+        model.eval()
+        correct = total = 0
+        with torch.no_grad():
+            for x, y in held_loader:
+                correct += (model(x).argmax(1) == y).sum().item()
+                total += len(y)
+        wall = time.perf_counter() - start
+        epochs_out.append({"epoch": epoch, "train_s": train_s, "images_per_s": seen / train_s,
+                           "heldout_acc": correct / total, "wall_s": wall})
+        print(f"  course epoch {epoch}: {seen / train_s:,.0f} img/s, held-out "
+              f"{correct / total:.4f}, wall {wall:.1f}s", flush=True)
+    return epochs_out
+
+
+# --- (2) cnnlab's pipeline, and the preset ---------------------------------------------------
+
+
+def make_bundle(classes, x_tr, y_tr, x_ho, y_ho):
+    from cnnlab.data import DataBundle, Split
+
+    return DataBundle(name="cifar10-jpg", class_names=classes, train=Split(x_tr, y_tr),
+                      val=Split(x_ho, y_ho), test=None, info={"source": "benchmark"})
+
+
+def run_fit(bundle, out_dir: Path, **options):
+    from cnnlab.train import fit
+
+    t0 = time.perf_counter()
+    result = fit(data=bundle, out_dir=str(out_dir), eval_split=None, report=False, quiet=True,
+                 **options)
+    return result, time.perf_counter() - t0
+
+
+# --- (3) the compute ceiling ----------------------------------------------------------------
+
+
+def ceiling(x_u8: torch.Tensor, y: torch.Tensor, mean, std, steps: int, seed: int) -> float:
+    from cnnlab.data import to_float_normalized
+    from cnnlab.models import create
+
+    torch.manual_seed(seed)
+    model = create("simple_cnn", num_classes=10).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=COURSE_LR)
+    n_batches = min(64, len(x_u8) // COURSE_BATCH)
+    batches = [(to_float_normalized(x_u8[i * COURSE_BATCH:(i + 1) * COURSE_BATCH], mean, std,
+                                    channels_last=True), y[i * COURSE_BATCH:(i + 1) * COURSE_BATCH])
+               for i in range(n_batches)]
+
+    def step(i):
+        xb, yb = batches[i % n_batches]
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for i in range(10):  # warm-up: oneDNN primitives, allocator
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return steps * COURSE_BATCH / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"train_speed: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, python {platform.python_version()}")
+    train_dir = extract(args.archive, args.root)
+    classes, tr_items, ho_items = split_files(train_dir, args.heldout_per_class,
+                                              args.max_images, args.seed)
+    print(f"data: {len(tr_items):,} training and {len(ho_items):,} held-out CIFAR-10 JPEGs "
+          f"from {train_dir}")
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()},
+                     "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    print("(1) course recipe: ImageFolder + ToTensor + Normalize per sample, DataLoader "
+          f"batch 64 (workers {args.workers}), Adam 1e-3, SimpleCNN, fp32 NCHW", flush=True)
+    course_epochs = course(train_dir, tr_items, ho_items, args.course_epochs, args.workers,
+                           args.seed)
+    course_ips = statistics.median(e["images_per_s"] for e in course_epochs)
+
+    t0 = time.perf_counter()
+    x_tr, y_tr = decode(tr_items)
+    x_ho, y_ho = decode(ho_items)
+    decode_s = time.perf_counter() - t0
+    bundle = make_bundle(classes, x_tr, y_tr, x_ho, y_ho)
+    print(f"(2) cnnlab: decoded once into uint8 tensors in {decode_s:.1f}s; "
+          f"fit(preset='course'), channels_last, {args.cnnlab_epochs} epochs", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        res, _ = run_fit(bundle, Path(tmp), preset="course", epochs=args.cnnlab_epochs,
+                         seed=args.seed)
+        # The first epoch carries one-time warm-up; use the later ones when there are any.
+        rows = res.history[1:] or res.history
+        cnnlab_ips = statistics.median(r["images_per_s"] for r in rows)
+        for r in res.history:
+            print(f"  cnnlab epoch {r['epoch']}: {r['images_per_s']:,.0f} img/s, held-out "
+                  f"{r['val_acc']:.4f}", flush=True)
+
+        print("(3) ceiling: forward+backward+Adam step on in-memory fp32 channels_last "
+              "batches of 64", flush=True)
+        ceil_ips = ceiling(x_tr, y_tr, bundle.mean, bundle.std, args.ceiling_steps, args.seed)
+
+        print()
+        print(f"{'':28}{'images/s':>10}{'vs ceiling':>12}{'vs course':>11}")
+        for name, ips in (("(1) course recipe", course_ips), ("(2) cnnlab pipeline", cnnlab_ips),
+                          ("(3) compute ceiling", ceil_ips)):
+            print(f"{name:28}{ips:>10,.0f}{ips / ceil_ips:>12.2f}{ips / course_ips:>11.2f}")
+        print(f"target: (2) >= 0.90 x (3): {'MET' if cnnlab_ips >= 0.9 * ceil_ips else 'NOT MET'}"
+              f" ({cnnlab_ips / ceil_ips:.3f})")
+        results.update(course_images_per_s=course_ips, cnnlab_images_per_s=cnnlab_ips,
+                       ceiling_images_per_s=ceil_ips, decode_s=decode_s,
+                       course_epochs=course_epochs)
+
+        measured = len(course_epochs) >= 10
+        course_10 = (course_epochs[9]["wall_s"] if measured
+                     else statistics.mean(e["wall_s"] - (course_epochs[i - 1]["wall_s"] if i else 0)
+                                          for i, e in enumerate(course_epochs)) * 10)
+        course_70 = next((e["wall_s"] for e in course_epochs if e["heldout_acc"] >= TARGET), None)
+        print()
+        how = "measured" if measured else f"ESTIMATED from {len(course_epochs)} epoch(s) x 10"
+        last_acc = course_epochs[-1]["heldout_acc"]
+        print(f"course recipe, 10 epochs: {course_10:.0f}s wall ({how}); held-out accuracy "
+              f"after its last epoch run: {last_acc:.4f}"
+              + (f"; reached 70% at {course_70:.0f}s" if course_70 else ""))
+        results.update(course_10_epochs_s=course_10, course_10_measured=measured,
+                       course_time_to_70_s=course_70)
+        if not args.skip_preset:
+            from cnnlab.train import PRESETS
+
+            print(f"preset {args.preset}: {PRESETS[args.preset]}", flush=True)
+            res, wall = run_fit(bundle, Path(tmp), preset=args.preset, seed=args.seed)
+            for r in res.history:
+                print(f"  {args.preset} epoch {r['epoch']}: {r['images_per_s']:,.0f} img/s, "
+                      f"held-out {r['val_acc']:.4f}, elapsed {r['elapsed_s']:.1f}s", flush=True)
+            hit = next((r for r in res.history if r["val_acc"] >= TARGET), None)
+            best = max(r["val_acc"] for r in res.history)
+            if hit:
+                ratio = hit["elapsed_s"] / course_10
+                print(f"preset {args.preset} reached {hit['val_acc']:.4f} held-out at "
+                      f"{hit['elapsed_s']:.0f}s = {ratio:.3f} x the course's 10-epoch wall time "
+                      f"(target <= 0.200: {'MET' if ratio <= 0.2 else 'NOT MET'})")
+            else:
+                print(f"preset {args.preset} did NOT reach 70% (best {best:.4f}, "
+                      f"{wall:.0f}s)")
+            results.update(preset=args.preset, preset_history=res.history, preset_wall_s=wall,
+                           preset_time_to_70_s=hit["elapsed_s"] if hit else None)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+if __name__ == "__main__":
+    main()
