@@ -285,3 +285,13 @@ def test_split_validation():
         Split(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ValueError, match="labels"):
         Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64))
+
+
+def test_download_failure_is_a_clear_error(tmp_path, monkeypatch):
+    class Offline:
+        def __init__(self, root, train, download):
+            raise OSError("network is unreachable")
+
+    monkeypatch.setitem(vision._TV_NAMES, "mnist", Offline)
+    with pytest.raises(FileNotFoundError, match="could not download mnist .*network is unreachable"):
+        load_data("mnist", data_dir=tmp_path, download=True)

@@ -17,21 +17,29 @@ from cnnlab.data.bundle import Split
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
+_TV_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvision's class names
 _FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
 
 
-def _tv_class(key: str) -> Any:
-    import torchvision.datasets as tvd
+_TV_NAMES: dict[str, Any] = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST",
+                             "cifar10": "CIFAR10", "cifar100": "CIFAR100"}  # fmt: skip
 
-    return {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST,
-            "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[key]  # fmt: skip
+
+def _tv_class(key: str) -> Any:
+    """torchvision's dataset class for ``key`` (its file lists, md5s, URLs and downloader)."""
+    cls = _TV_NAMES[key]
+    if isinstance(cls, str):
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, cls)
+    return cls
 
 
 def _layout(key: str, data_dir: Path) -> tuple[Path, list[str]]:
     """The folder torchvision uses for ``key`` and the file names needed in it."""
     if key in ("mnist", "fashion_mnist"):
-        return data_dir / _tv_class(key).__name__ / "raw", list(_MNIST_FILES)
+        return data_dir / _TV_FOLDERS[key] / "raw", list(_MNIST_FILES)
     cls = _tv_class(key)
     names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     return data_dir / cls.base_folder, names
