@@ -34,7 +34,7 @@ class TrainPrinter:
 
             print(Text.from_markup(message).plain, flush=True)
         else:
-            self.console.print(message)
+            self.console.print(message, soft_wrap=True)  # never wrap paths mid-line
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         """Open the progress bar of ``epoch`` (1-based) of ``epochs``, ``steps`` batches long."""

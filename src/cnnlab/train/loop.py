@@ -117,6 +117,8 @@ def fit(
     else:
         cfg = dataclasses.replace(config, **options) if options else config.validate()
     printer = TrainPrinter(cfg.quiet)
+    if data is not None and getattr(data, "name", None) and data.name != cfg.dataset:
+        cfg = dataclasses.replace(cfg, dataset=str(data.name))  # config.yaml says what trained
     bundle = data if data is not None else _setup.load_bundle(cfg)
     run_dir = create_run_dir(cfg.out_dir, cfg.dataset, cfg.model, cfg.name)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
