@@ -44,6 +44,8 @@ def messy(tmp_path):
     (b / "fake.png").write_text("not a png either")
     (b / ".DS_Store").write_bytes(b"\0\1")  # hidden: ignored silently
     (root / "empty_class").mkdir()
+    _save(root / "loose.png", "RGB", (16, 16), (0, 0, 0))  # not in a class folder
+    os.symlink(root, a / "nested" / "loop")  # a symlink cycle must not hang the scan
     return root
 
 
@@ -58,11 +60,12 @@ def test_messy_folder_never_crashes(messy, tmp_path):
     assert "skipped 2 of 12 image files" in skipped[0]
     assert "truncated.jpg" in skipped[0] and "fake.png" in skipped[0]
     assert "ignored 1 files without an image extension: banana/notes.txt" in skipped[0]
+    assert "ignored 1 images outside the class folders: loose.png" in skipped[0]
     assert any("dropping 1 class folder" in m and "empty_class" in m for m in msgs)
     assert b.class_names == ["apple", "banana"]
     assert b.in_channels == 3  # RGB-ish files are the majority
     assert sum(len(s) for s in b.splits().values()) == 10
-    assert b.to_json()["skipped_files"] == 3
+    assert b.to_json()["skipped_files"] == 4
 
 
 def test_mode_conversions():

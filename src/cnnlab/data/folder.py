@@ -55,6 +55,8 @@ class _Scan:
     labels: list[int] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)
+    loose: list[Path] = field(default_factory=list)  # images outside any class folder
+    seen_dirs: set[str] = field(default_factory=set)  # real paths walked (symlink loops)
 
 
 def _walk(prefix: int, class_dir: str, part: int, label: int, scan: _Scan) -> None:
@@ -67,7 +69,10 @@ def _walk(prefix: int, class_dir: str, part: int, label: int, scan: _Scan) -> No
         entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
     for e in entries:
         if e.is_dir():
-            _walk(prefix, e.path, part, label, scan)
+            real = os.path.realpath(e.path)
+            if real not in scan.seen_dirs:  # a symlink cycle would recurse forever
+                scan.seen_dirs.add(real)
+                _walk(prefix, e.path, part, label, scan)
         elif e.is_file():
             if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS:
                 scan.others.append(Path(e.path))
@@ -84,7 +89,17 @@ def _scan(root: Path, parts: dict[str, Path]) -> _Scan:
     train_part = "train" if "train" in parts else "all"
     scan = _Scan(class_names=[d.name for d in _subdirs(parts[train_part])])
     unknown: list[str] = []
+    # The root, the part folders and the class folders themselves are never entered through a
+    # symlink from inside a class folder (that would relabel or repeat their images).
+    scan.seen_dirs.add(os.path.realpath(root))
+    for d in parts.values():
+        scan.seen_dirs.add(os.path.realpath(d))
+        scan.seen_dirs.update(os.path.realpath(c) for c in _subdirs(d))
     for part, d in parts.items():
+        scan.loose += [
+            p for p in sorted(d.iterdir())
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        ]  # fmt: skip
         for cdir in _subdirs(d):
             if cdir.name not in scan.class_names:
                 unknown.append(f"{part}/{cdir.name}")
@@ -99,8 +114,9 @@ def _scan(root: Path, parts: dict[str, Path]) -> _Scan:
     return scan
 
 
-def _report(root: Path, bad: list[tuple[Path, str]], others: list[Path], total: int) -> None:
-    if not bad and not others:
+def _report(root: Path, bad: list[tuple[Path, str]], scan: _Scan) -> None:
+    others, total = scan.others, len(scan.paths)
+    if not bad and not others and not scan.loose:
         return
     msg = []
     if bad:
@@ -112,6 +128,10 @@ def _report(root: Path, bad: list[tuple[Path, str]], others: list[Path], total: 
         shown = ", ".join(str(p.relative_to(root)) for p in others[:_SHOW])
         more = f" and {len(others) - _SHOW} more" if len(others) > _SHOW else ""
         msg.append(f"ignored {len(others)} files without an image extension: {shown}{more}")
+    if scan.loose:
+        shown = ", ".join(str(p.relative_to(root)) for p in scan.loose[:_SHOW])
+        more = f" and {len(scan.loose) - _SHOW} more" if len(scan.loose) > _SHOW else ""
+        msg.append(f"ignored {len(scan.loose)} images outside the class folders: {shown}{more}")
     warnings.warn(f"{root}: " + "; ".join(msg), stacklevel=4)
 
 
@@ -153,7 +173,7 @@ def _decode_folder(
     _check_memory(len(scan.paths), chans, size, image_size)
     images, errors = decode_all(scan.paths, size, chans)
     bad = [(Path(p), e) for p, e in zip(scan.paths, errors) if e is not None]
-    _report(root, bad, scan.others, len(scan.paths))
+    _report(root, bad, scan)
     labels = torch.tensor(scan.labels, dtype=torch.int64)
     parts = torch.tensor(scan.parts, dtype=torch.int8)
     if bad:
@@ -165,7 +185,7 @@ def _decode_folder(
         "parts": parts,
         "meta": {
             "class_names": scan.class_names,
-            "skipped_files": len(bad) + len(scan.others),
+            "skipped_files": len(bad) + len(scan.others) + len(scan.loose),
             "skipped_examples": [str(p.relative_to(root)) for p, _ in bad[:_SHOW]],
         },
     }
