@@ -155,7 +155,7 @@ def test_folder_cache_reuse_and_touch(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     calls = []
     real = folder_mod.decode_all
-    monkeypatch.setattr(folder_mod, "decode_all", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(folder_mod, "decode_all", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = load_data(f"folder:{root}", cache_dir=cache)
     second = load_data(f"folder:{root}", cache_dir=cache)
     assert len(calls) == 1 and torch.equal(first.train.images, second.train.images)
@@ -237,3 +237,28 @@ def test_exif_orientation_is_applied():
     assert out.shape == (1, 20, 10)
     assert np.abs(out[0].astype(int) - np.asarray(shown, dtype=int)).max() <= 2
     assert out[0, :8].mean() > 240 and out[0, 12:].mean() < 15  # white half now on top
+
+
+def test_fast_jpeg_path_matches_pil(tmp_path, monkeypatch):
+    import cnnlab.data._decode as dec
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"{i}.jpg"
+        mode = "L" if i == 2 else "RGB"
+        arr = rng.integers(0, 256, (16, 16) if mode == "L" else (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(arr, mode).save(p, quality=90)
+        paths.append(p)
+    big = tmp_path / "big.jpg"  # another size: resized by the PIL path
+    Image.new("RGB", (40, 32), (10, 200, 30)).save(big)
+    data = paths[0].read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    paths += [big, tmp_path / "cut.jpg"]
+    monkeypatch.setattr(dec, "_FAST_JPEG_MIN", 0)
+    for c in (1, 3):
+        slow, err_slow = dec.decode_all(paths, (16, 16), c, fast_jpeg=False)
+        fast, err_fast = dec.decode_all(paths, (16, 16), c, fast_jpeg=True)
+        assert torch.equal(slow, fast)
+        assert [e is None for e in err_fast] == [True] * 7 + [False]
+        assert err_slow[-1] == err_fast[-1]  # the damaged file gets PIL's message either way

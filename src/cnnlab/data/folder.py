@@ -159,19 +159,17 @@ def _decode_folder(
             f"no image files found in the class folders of {root} (looked for "
             f"{', '.join(sorted(IMAGE_EXTENSIONS))}); expected {root}/<class name>/<images>"
         )
-    headers: list = []
-    if image_size is None or channels is None:
-        # The common size and channel count are chosen from the headers of an evenly spaced
-        # sample of files; every file is then converted to that format whatever its own.
-        step = max(1, len(scan.paths) // _PROBE)
-        headers = probe_all(scan.paths[::step])
-        if all(isinstance(h, str) for h in headers):
-            headers = probe_all(scan.paths)
-        if all(isinstance(h, str) for h in headers):
-            raise ValueError(f"none of the {len(scan.paths)} image files in {root} could be read")
+    # The common size and channel count are chosen from the headers of an evenly spaced sample
+    # of files; every file is then converted to that format whatever its own.
+    headers = probe_all(scan.paths[:: max(1, len(scan.paths) // _PROBE)])
+    if all(isinstance(h, str) for h in headers):
+        headers = probe_all(scan.paths)
+    if all(isinstance(h, str) for h in headers):
+        raise ValueError(f"none of the {len(scan.paths)} image files in {root} could be read")
     size, chans = choose_format(headers, image_size, channels)
     _check_memory(len(scan.paths), chans, size, image_size)
-    images, errors = decode_all(scan.paths, size, chans)
+    native = all(isinstance(h, str) or h[0] == (size[1], size[0]) for h in headers)
+    images, errors = decode_all(scan.paths, size, chans, fast_jpeg=native)
     bad = [(Path(p), e) for p, e in zip(scan.paths, errors) if e is not None]
     _report(root, bad, scan)
     labels = torch.tensor(scan.labels, dtype=torch.int64)
