@@ -116,7 +116,11 @@ def load_model(
     if not isinstance(obj, nn.Module):
         if not callable(obj):
             raise ValueError(f"MODEL {spec!r} is neither an nn.Module nor a callable")
-        obj = obj(**kwargs)
+        try:
+            obj = obj(**kwargs)
+        except TypeError as exc:
+            raise ValueError(f"MODEL {spec!r}: calling {attr}({', '.join(kwargs)}) failed: {exc}; "
+                             "valid: a callable that builds the model without arguments") from None
     if not isinstance(obj, nn.Module):
         raise ValueError(f"MODEL {spec!r} returned {type(obj).__name__}, not a torch.nn.Module")
     return obj

@@ -226,7 +226,9 @@ def receptive_field(
         )
     first = next(iter([*model.parameters(), *model.buffers()]), None)
     device = torch.device("cpu") if first is None or first.is_meta else first.device
-    analytic = summary(model, torch.zeros(size, device="meta"), depth=10**6)
+    # the analytic pass: free for a model on the meta device, one no_grad forward otherwise
+    where = "meta" if first is not None and first.is_meta else device
+    analytic = summary(model, torch.zeros(size, device=where), depth=10**6)
     row = _pick(analytic.calls, layer, analytic.receptive_field)
     target = model.get_submodule(row.name) if row.name else model
     occurrence = sum(1 for r in analytic.calls if r.index < row.index and r.name == row.name)
