@@ -177,6 +177,12 @@ _CHUNK = 500  # files per task sent to a worker process
 _MIN_PARALLEL = 2000  # below this many files, decoding in-process is faster than a pool
 
 
+def _worker_init() -> None:
+    # One intra-op thread per worker process: the workers themselves are the parallelism, and
+    # a single-threaded child never enters the OpenMP pool it inherited from the parent.
+    torch.set_num_threads(1)
+
+
 def _map_chunks(fn: Callable, paths: Sequence[Path], *args: Any) -> list:
     """Run ``fn(chunk, *args)`` over chunks of ``paths``: in worker processes when that pays.
 
@@ -190,7 +196,8 @@ def _map_chunks(fn: Callable, paths: Sequence[Path], *args: Any) -> list:
         return [fn(c, *args) for c in chunks]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded, fork() may ..."
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
             return list(pool.map(fn, chunks, *([a] * len(chunks) for a in args)))
 
 
