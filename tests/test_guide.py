@@ -34,6 +34,7 @@ def test_guide_page_runs(page, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the guide's tensors are tiny: one thread wastes no time syncing
     namespace: dict = {"__name__": f"guide_{page.stem.replace('-', '_')}"}
     try:
         for i, block in enumerate(python_blocks(page), start=1):
