@@ -55,7 +55,7 @@ def train_epoch(
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     batches = list(index_batches(len(ctx.labels), ctx.batch_size, shuffle=True,
                                  generator=ctx.generator))
     lr = used_lr = ctx.optimizer.param_groups[0]["lr"]
@@ -91,6 +91,7 @@ def train_epoch(
         correct += (out.detach().argmax(1) == y).sum()
         seen += len(y)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - start_cpu
     train_loss = loss_sum.item() / max(1, seen)
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
@@ -100,6 +101,7 @@ def train_epoch(
         "lr": used_lr,  # the learning rate of the epoch's last batch
         "epoch_time_s": elapsed,
         "images_per_s": seen / max(elapsed, 1e-9),
+        "epoch_cpu_s": cpu,  # process CPU seconds (all threads); robust to other processes
     }
 
 

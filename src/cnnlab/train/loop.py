@@ -226,7 +226,7 @@ class _Run:
             autocast=self.autocast, sync_every=1 if self.device.type == "cpu" else 25,
         )
         writer = self._tensorboard()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         stopped = "completed" if start_epoch <= cfg.epochs else "already_complete"
         try:
             for epoch in range(start_epoch, cfg.epochs + 1):
@@ -244,7 +244,9 @@ class _Run:
                 row["val_loss"], row["val_acc"] = evaluate_split(
                     ctx.model, val.images, val.labels, normalizer, self.autocast
                 )
-                row["elapsed_s"] = time.perf_counter() - started  # this session, not CSV
+                # Seconds since this session's first epoch began (wall, CPU); not in metrics.csv.
+                row["elapsed_s"] = time.perf_counter() - started
+                row["elapsed_cpu_s"] = time.process_time() - started_cpu
                 history.append(row)
                 improved = _better(row, best)
                 if improved:
