@@ -262,3 +262,19 @@ def test_fast_jpeg_path_matches_pil(tmp_path, monkeypatch):
         assert torch.equal(slow, fast)
         assert [e is None for e in err_fast] == [True] * 7 + [False]
         assert err_slow[-1] == err_fast[-1]  # the damaged file gets PIL's message either way
+
+
+def test_worker_processes_give_the_serial_result(tmp_path, monkeypatch):
+    import cnnlab.data._decode as dec
+
+    root = _tiny_folder(tmp_path / "f", n=6)
+    (root / "cat" / "bad.png").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="skipped 1 of 13"):
+        serial = load_data(f"folder:{root}", use_cache=False, val_split=0.2, test_split=0.2)
+    monkeypatch.setattr(dec, "_MIN_PARALLEL", 0)
+    monkeypatch.setattr(dec, "_CHUNK", 3)
+    monkeypatch.setattr(dec.os, "cpu_count", lambda: 2)
+    with pytest.warns(UserWarning, match="skipped 1 of 13"):
+        pooled = load_data(f"folder:{root}", use_cache=False, val_split=0.2, test_split=0.2)
+    for a, b in zip(serial.splits().values(), pooled.splits().values()):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)

@@ -132,7 +132,7 @@ def _report(root: Path, bad: list[tuple[Path, str]], scan: _Scan) -> None:
         shown = ", ".join(str(p.relative_to(root)) for p in scan.loose[:_SHOW])
         more = f" and {len(scan.loose) - _SHOW} more" if len(scan.loose) > _SHOW else ""
         msg.append(f"ignored {len(scan.loose)} images outside the class folders: {shown}{more}")
-    warnings.warn(f"{root}: " + "; ".join(msg), stacklevel=4)
+    warnings.warn(f"{root}: " + "; ".join(msg), stacklevel=5)  # points at load_data's caller
 
 
 def _check_memory(n: int, c: int, size: tuple[int, int], image_size: int | None) -> None:
