@@ -65,6 +65,7 @@ def test_to_json_is_serializable(digits):
     assert d["split_sizes"] == {"train": len(digits.train), "val": len(digits.val),
                                 "test": len(digits.test)}
     assert d["mean"] == list(digits.mean) and d["seed"] == 0
+    assert [sum(c) for c in d["class_counts"].values()] == list(d["split_sizes"].values())
 
 
 # --- splits and statistics -------------------------------------------------------------------

@@ -211,6 +211,7 @@ class DataBundle:
             "class_names": list(self.class_names),
             "num_classes": self.num_classes,
             "split_sizes": {k: len(v) for k, v in self.splits().items()},
+            "class_counts": {k: v.class_counts(self.num_classes) for k, v in self.splits().items()},
             "in_channels": self.in_channels,
             "image_size": list(self.image_size),
             "mean": list(self.mean),
