@@ -303,3 +303,21 @@ def test_trace_prints_each_layer_output_shape():
     assert "AvgPool2d  output shape: (1, 6, 14, 14)" in buf.getvalue()
     deep = trace(nn.Sequential(nn.Sequential(nn.ReLU())), (1, 2), depth=2, file=io.StringIO())
     assert [r[0] for r in deep] == ["0.0"]
+
+
+class DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3)
+
+    def forward(self, x):
+        if x.sum() > 0:  # needs real values: the shape-only pass cannot decide
+            return self.conv(x)
+        return x
+
+
+def test_data_dependent_forward_falls_back_to_a_real_pass():
+    s = summary(DataDependent(), torch.ones(1, 1, 5, 5))
+    assert s.calls[0].output_shapes == [(1, 1, 3, 3)]
+    assert s.totals.macs == 81
+    assert summary(DataDependent(), torch.zeros(1, 1, 5, 5)).totals.macs == 0

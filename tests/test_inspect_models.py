@@ -71,12 +71,18 @@ def test_residual_and_inception_models_report_their_last_block(torchvision_summa
 
 def test_real_cpu_model_gives_the_same_summary_as_meta():
     torch.manual_seed(0)
-    real = summary(_torchvision("resnet18", "cpu"), (1, 3, 64, 64), depth=10)
+    cpu_model = _torchvision("resnet18", "cpu")
+    real = summary(cpu_model, (1, 3, 64, 64), depth=10, compute=True)
+    shape_only = summary(cpu_model, (1, 3, 64, 64), depth=10)  # default: meta stand-ins
     meta = summary(_torchvision("resnet18"), (1, 3, 64, 64), depth=10)
-    assert real.totals == meta.totals
-    assert [(r.name, r.output_shapes, r.params, r.macs, r.ops, r.rf, r.start) for r in real.rows] == [
-        (r.name, r.output_shapes, r.params, r.macs, r.ops, r.rf, r.start) for r in meta.rows
-    ]
+    keys = [(r.name, r.output_shapes, r.params, r.macs, r.ops, r.activation_bytes, r.rf, r.start)
+            for r in real.rows]  # fmt: skip
+    for other in (shape_only, meta):
+        assert other.totals == real.totals
+        assert [
+            (r.name, r.output_shapes, r.params, r.macs, r.ops, r.activation_bytes, r.rf, r.start)
+            for r in other.rows
+        ] == keys
 
 
 @pytest.mark.parametrize("name", models.list_models())

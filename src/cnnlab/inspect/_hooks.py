@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.inspect import receptive
@@ -99,7 +100,7 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.paused:
+        if self.paused or not self.stack:  # outside the model's own forward: not its work
             return func(*args, **kwargs)
         name = op_name(func)
         try:
@@ -212,6 +213,7 @@ def record_forward(
     *,
     train: bool = False,
     on_input: Callable[[torch.Tensor], receptive.TensorRF | None] = receptive.input_rf,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> Recording:
     """Run ``model(*args, **kwargs)`` once under ``torch.no_grad`` and record every call.
 
@@ -221,6 +223,8 @@ def record_forward(
         kwargs: keyword inputs.
         train: run in training mode (default eval, so batch-norm statistics are not updated).
         on_input: initial receptive-field numbers of each input tensor.
+        state: parameters and buffers to run with instead of the model's own (through
+            ``torch.func.functional_call``; e.g. ``meta`` tensors for a shape-only pass).
 
     Returns:
         The :class:`Recording`.
@@ -245,7 +249,10 @@ def record_forward(
             rec.set_rf(t, on_input(t))
         with torch.no_grad(), rec:
             try:
-                output = model(*args, **kwargs)
+                if state is None:
+                    output = model(*args, **kwargs)
+                else:
+                    output = functional_call(model, state, args, kwargs, strict=False)
             except ValueError as exc:
                 if str(exc).startswith("input too small"):
                     raise

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.inspect._hooks import CallRecord, record_forward
+from cnnlab.inspect._hooks import CallRecord, ForwardError, record_forward
 from cnnlab.inspect.memory import tensor_bytes
 from cnnlab.inspect.params import count_params
 from cnnlab.inspect.receptive import TensorRF
@@ -286,6 +286,27 @@ def _module_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
+def _has_lazy(model: nn.Module) -> bool:
+    return any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+
+
+def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Shape-only copies of the parameters and buffers (tied tensors once: they stay tied)."""
+    named = [*model.named_parameters(), *model.named_buffers()]
+    return {name: torch.empty_like(t, device="meta") for name, t in named}
+
+
+def _to_meta(obj: Any) -> Any:
+    """The same nesting of tuples/lists/dicts with every tensor replaced by a meta tensor."""
+    if isinstance(obj, torch.Tensor):
+        return torch.empty_like(obj, device="meta")
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_meta(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _to_meta(v) for k, v in obj.items()}
+    return obj
+
+
 def _geometry(module: nn.Module) -> dict[str, Any]:
     if not hasattr(module, "kernel_size"):
         return {}
@@ -333,12 +354,17 @@ def summary(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     train: bool = False,
+    compute: bool = False,
     **forward_kwargs: Any,
 ) -> Summary:
     """Summarize a model: per-layer shapes, parameters, MACs/FLOPs, memory and receptive field.
 
     One forward pass under ``torch.no_grad`` in eval mode (``train=True`` for training mode);
-    every module's mode is restored afterwards and the hooks removed, also on failure.
+    every module's mode is restored afterwards and the hooks removed, also on failure. By default
+    the pass is shape-only: parameters, buffers and inputs are swapped for ``meta`` tensors
+    (``torch.func.functional_call``; the model itself is untouched), which gives the same shapes,
+    counts and receptive fields without any arithmetic. A model whose forward needs real values
+    (data-dependent branches, ``.item()``) falls back to a real pass automatically.
 
     Args:
         model: any ``nn.Module``.
@@ -351,6 +377,7 @@ def summary(
             a model built on the ``meta`` device is summarized without any compute).
         dtype: dtype of created inputs (default: the model's floating dtype).
         train: run in training mode.
+        compute: always run the real arithmetic on ``device`` (no shape-only pass).
         **forward_kwargs: extra keyword arguments for ``model.forward``.
 
     Returns:
@@ -375,7 +402,17 @@ def summary(
     device = torch.device(device) if device is not None else model_device
     args, kwargs = _as_inputs(input_size, device, dtype or model_dtype)
     kwargs.update(forward_kwargs)
-    recording = record_forward(model, args, kwargs, train=train)
+    recording = None
+    if not compute and device.type != "meta" and not _has_lazy(model):
+        meta_args, meta_kwargs = _to_meta((args, kwargs))
+        try:
+            recording = record_forward(
+                model, meta_args, meta_kwargs, train=train, state=_meta_state(model)
+            )
+        except ForwardError:
+            recording = None  # needs real values: run for real below
+    if recording is None:
+        recording = record_forward(model, args, kwargs, train=train)
 
     counts = count_params(model)
     first: set[int] = set()
