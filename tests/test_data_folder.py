@@ -278,3 +278,12 @@ def test_worker_processes_give_the_serial_result(tmp_path, monkeypatch):
         pooled = load_data(f"folder:{root}", use_cache=False, val_split=0.2, test_split=0.2)
     for a, b in zip(serial.splits().values(), pooled.splits().values()):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+def test_val_class_missing_from_train_is_ignored_with_a_warning(tmp_path):
+    root = tmp_path / "ds"
+    _tiny_folder(root / "train", n=4)
+    _tiny_folder(root / "val", classes=("cat", "dog", "owl"), n=2)
+    with pytest.warns(UserWarning, match="not in the training folder: val/owl"):
+        b = load_data(f"folder:{root}", use_cache=False)
+    assert b.class_names == ["cat", "dog"] and len(b.val) == 4

@@ -296,3 +296,38 @@ def test_download_failure_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(vision._TV_NAMES, "mnist", Offline)
     with pytest.raises(FileNotFoundError, match="could not download mnist .*network is unreachable"):
         load_data("mnist", data_dir=tmp_path, download=True)
+
+
+def _py2_str(b: bytes) -> bytes:
+    """A Python 2 ``str`` as cPickle wrote it (SHORT_BINSTRING / BINSTRING)."""
+    return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<i", len(b)) + b)
+
+
+def _py2_uint8_array(raw: bytes, shape: tuple[int, int]) -> bytes:
+    """A NumPy uint8 array pickled by Python 2 (numpy.core.multiarray._reconstruct + BUILD)."""
+    dims = b"".join(b"J" + struct.pack("<i", d) for d in shape)
+    return (
+        b"cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85"
+        + _py2_str(b"b") + b"\x87Rq\x03(K\x01" + dims + b"\x86cnumpy\ndtype\nq\x04"
+        + _py2_str(b"u1") + b"K\x00K\x01\x87Rq\x05(K\x03" + _py2_str(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + _py2_str(raw) + b"tb"
+    )
+
+
+def test_cifar_reader_reads_python2_pickles(tmp_path):
+    """The official batches were written by Python 2's cPickle; read them like torchvision."""
+    raw = bytes(range(256)) * 24  # 2 images x 3072 bytes
+    body = (
+        b"\x80\x02}q\x00(" + _py2_str(b"batch_label") + _py2_str(b"training batch 1 of 5")
+        + _py2_str(b"labels") + b"]q\x06(K\x03K\x07e" + _py2_str(b"data")
+        + _py2_uint8_array(raw, (2, 3072)) + _py2_str(b"filenames") + b"]q\x07("
+        + _py2_str(b"a.png") + _py2_str(b"b.png") + b"eu."
+    )
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(body)
+    d = read_cifar_batch(p)
+    assert d["labels"] == [3, 7] and d["filenames"] == ["a.png", "b.png"]
+    assert d["data"].dtype == np.uint8 and d["data"].shape == (2, 3072)
+    assert d["data"].tobytes() == raw
+    with open(p, "rb") as f:  # torchvision's way (plain pickle) gives the same array
+        assert np.array_equal(pickle.load(f, encoding="latin1")["data"], d["data"])

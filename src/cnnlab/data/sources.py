@@ -92,7 +92,9 @@ def load_data(
         source: one of ``SOURCES``.
         data_dir: where the standard datasets live (None: ``"data"``).
         image_size: resize to image_size x image_size (None: the source's native size; 32 for
-            digits; the most common size, capped at 224, for folders).
+            digits; for folders, the size all images share if they do (and it is at most 224),
+            else a square of the most common shorter side, capped at 224). Folder images are
+            resized by their shorter side and centre-cropped, keeping their aspect ratio.
         val_split: fraction of the training data held out for validation, in (0, 1).
         test_split: fraction held out for test where the source has no test set, in [0, 1).
         seed: seed of the split.
