@@ -120,7 +120,7 @@ def test_training_ends_with_a_full_report(trained_run):
     assert len(pngs) == 5 and all(p.std() > 5 for p in pngs)
     metrics = json.loads((trained_run / "eval" / "test" / "metrics.json").read_text())
     assert f"{metrics['accuracy']:.2%}" in html
-    assert "<td>9</td>" in html  # the per-class table lists class '9' of digits
+    assert "<tr><td>9</td><td class=\"num\">" in html  # the per-class table row of class 9
 
 
 def test_report_computes_the_evaluation_when_none_was_saved(trained_run, tmp_path):

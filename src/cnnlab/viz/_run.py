@@ -220,7 +220,8 @@ class RunView:
             if self.eval_dir is not None:
                 metrics = read_json(self.eval_dir / "metrics.json") or {}
                 per_class = read_csv(self.eval_dir / "per_class.csv")
-                rows = [[_num(v) for v in r] for r in per_class[1]] if per_class else []
+                # the class name stays text; the numbers become numbers
+                rows = [[r[0], *map(_num, r[1:])] for r in per_class[1]] if per_class else []
                 conf = read_confusion(self.eval_dir)
                 names, cm = conf if conf else ([], None)
                 return metrics, rows, names, cm, f"from {self.eval_dir.relative_to(self.dir)}/"

@@ -31,7 +31,8 @@ body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 au
 padding:1.2em 2em;color:#222;background:#fff}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;
 padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0;display:block;overflow-x:auto;
+max-width:100%}
 td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f4}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;height:auto;border:1px solid #eee}
@@ -81,7 +82,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f'<td class="num">{value:.4g}</td>'
     if isinstance(value, int) and not isinstance(value, bool):
-        return f'<td class="num">{value}</td>'
+        return f'<td class="num">{value:,}</td>'
     if isinstance(value, (dict, list)):
         return f"<td><code>{esc(json.dumps(value))}</code></td>"
     return f"<td>{esc('' if value is None else value)}</td>"
@@ -234,7 +235,38 @@ def _summary(page: _Page, run: _run.RunView) -> str:
             note("summary.json is missing; showing the module tree")
             + f"<p>{params:,} parameters</p><pre>{esc(model)}</pre>"
         )
+    if isinstance(doc, dict) and isinstance(doc.get("rows"), list):
+        return _inspect_summary(doc)
     return render_json(doc)
+
+
+SUMMARY_COLUMNS = ("name", "type", "output_shape", "params", "macs", "rf", "jump")
+
+
+def _inspect_summary(doc: dict[str, Any]) -> str:
+    """cnnlab.inspect's summary: totals, receptive field, and the layer table (indented)."""
+    rows = [r for r in doc["rows"] if isinstance(r, dict)]
+    columns = [c for c in SUMMARY_COLUMNS if any(r.get(c) is not None for r in rows)]
+    body = []
+    for r in rows:
+        cells = [r.get(c) for c in columns]
+        if "name" in columns:  # indent by nesting depth, like the terminal table
+            depth = int(r.get("depth") or 0)
+            cells[columns.index("name")] = "\u00a0\u00a0" * depth + (r.get("name") or "(model)")
+        body.append(cells)
+    head = {k: v for k, v in doc.items() if k not in ("rows", "totals", "receptive_field")}
+    parts = [render_json(head)]
+    if isinstance(doc.get("totals"), dict):
+        parts.append("<h3>Totals</h3>" + _kv(doc["totals"]))
+    if isinstance(doc.get("receptive_field"), dict):
+        parts.append("<h3>Receptive field</h3>" + _kv(doc["receptive_field"]))
+    parts.append("<h3>Layers</h3>" + table(columns, body))
+    return "".join(parts)
+
+
+def _short(value: Any) -> bool:
+    """A list or dict small enough to show inline in a key/value row."""
+    return not value or len(json.dumps(value)) <= 80
 
 
 def render_json(doc: Any) -> str:
@@ -242,20 +274,16 @@ def render_json(doc: Any) -> str:
     if isinstance(doc, str):
         return f"<pre>{esc(doc)}</pre>"
     if isinstance(doc, list) and doc and all(isinstance(r, dict) for r in doc):
-        keys = list(dict.fromkeys(k for r in doc for k in r))
+        keys = [
+            k
+            for k in dict.fromkeys(k for r in doc for k in r)
+            if any(r.get(k) is not None for r in doc)
+        ]  # drop columns that are all empty
         return table(keys, [[r.get(k) for k in keys] for r in doc])
     if isinstance(doc, dict):
         out, scalars = [], {}
         for k, v in doc.items():
-            if (
-                isinstance(v, (list, dict))
-                and v
-                and not (
-                    isinstance(v, list)
-                    and len(v) <= 4
-                    and all(not isinstance(x, (dict, list)) for x in v)
-                )
-            ):
+            if isinstance(v, (list, dict)) and not _short(v):
                 out.append(f"<h3>{esc(k)}</h3>{render_json(v)}")
             elif isinstance(v, str) and "\n" in v:
                 out.append(f"<h3>{esc(k)}</h3><pre>{esc(v)}</pre>")
