@@ -192,12 +192,20 @@ def test_missing_dataset_offline_message(tmp_path):
         load_data("mnist", data_dir=tmp_path)
     msg = str(e.value)
     assert "train-images-idx3-ubyte" in msg and str(tmp_path / "MNIST" / "raw") in msg
-    assert "download=True" in msg
-    (tmp_path / "cifar-10-batches-py").mkdir()
+    assert "download=True" in msg and "--data-dir" in msg
     with pytest.raises(FileNotFoundError) as e:
         load_data("cifar10", data_dir=tmp_path)
     msg = str(e.value)
-    assert "data_batch_1" in msg and "batches.meta" in msg and "cifar-10-python.tar.gz" in msg
+    assert f"{tmp_path / 'cifar-10-batches-py'}/ (it should hold data_batch_1" in msg
+    assert "batches.meta" in msg and "cifar-10-python.tar.gz and extract it into" in msg
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"")
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")
+    with pytest.raises(FileNotFoundError) as e:
+        load_data("cifar10", data_dir=tmp_path)
+    msg = str(e.value)
+    assert "data_batch_2" in msg and "data_batch_1," not in msg
+    assert f"tar xzf {tmp_path / 'cifar-10-python.tar.gz'} -C {tmp_path}" in msg
 
 
 # --- CIFAR python batches --------------------------------------------------------------------

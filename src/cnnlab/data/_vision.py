@@ -69,14 +69,20 @@ def _missing_message(key: str, data_dir: Path, folder: Path, missing: list[str])
         urls = ", ".join(m + n for m in cls.mirrors[:1] for n, _ in cls.resources)
         how = f"download {urls} and put them (gzipped or not) into {folder}/"
     else:
-        how = (
-            f"download {cls.url} and extract it into {data_dir}/ so that {folder}/ holds "
-            "the batches"
-        )
+        archive = data_dir / cls.filename
+        if archive.is_file():
+            how = f"extract {archive} there (tar xzf {archive} -C {data_dir})"
+        else:
+            how = f"download {cls.url} and extract it into {data_dir}/"
+    what = (
+        f"{folder}/ (it should hold {', '.join(missing)})"
+        if not folder.is_dir()
+        else ", ".join(str(folder / m) for m in missing)
+    )
     return (
-        f"dataset {key!r} not found: missing {', '.join(str(folder / m) for m in missing)}. "
-        f"Either {how}, or pass download=True (cnnlab train --download) on a machine with "
-        f"network access; or use --data-dir to point at the folder that holds "
+        f"dataset {key!r} not found: missing {what}. To fix: {how}; or let torchvision "
+        f"download it on a machine with network access (load_data(..., download=True)); "
+        f"or point data_dir (--data-dir) at the folder that holds "
         f"{folder.relative_to(data_dir)}/."
     )
 
