@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -103,6 +104,13 @@ def _spatial(rf: TensorRF, n: int) -> list[DimRF] | None:
     return None if any(v is None for v in dims) else dims  # type: ignore[return-value]
 
 
+def _windowed(call: OpCall, rf: TensorRF) -> tuple[int, list[DimRF], torch.Tensor, Any] | None:
+    """Spatial dims, their numbers, the output and the window of a conv/pool call (or None)."""
+    n = spatial_dims(call.name)
+    dims = _spatial(rf, n)
+    return None if dims is None else (n, dims, call.output, window(call))
+
+
 def sliding_window(call: OpCall, rf: TensorRF) -> TensorRF | None:
     """Convolution and pooling: the three formulas of the module docstring, per dimension.
 
@@ -112,11 +120,10 @@ def sliding_window(call: OpCall, rf: TensorRF) -> TensorRF | None:
         >>> sliding_window(call, input_rf(x))[-1]
         DimRF(size=5, rf=3, jump=2, start=0.0, exact=True)
     """
-    n = spatial_dims(call.name)
-    dims, out = _spatial(rf, n), call.output
-    if dims is None:
+    found = _windowed(call, rf)
+    if found is None:
         return None
-    win = window(call)
+    n, dims, out, win = found
     result = {}
     for i, (src, k_eff, s, p) in enumerate(zip(dims, win.extent, win.stride, win.padding)):
         result[i - n] = DimRF(
@@ -137,11 +144,10 @@ def transposed(call: OpCall, rf: TensorRF) -> TensorRF | None:
     ``m`` (in input units) of contributing inputs: ``rf_out = rf_in + m * jump_in``. Output units
     are ``jump_in / s`` apart, and unit 0 is centred where ``i = (p - d*(k - 1)/2) / s``.
     """
-    n = spatial_dims(call.name)
-    dims, out = _spatial(rf, n), call.output
-    if dims is None:
+    found = _windowed(call, rf)
+    if found is None:
         return None
-    win = window(call)
+    n, dims, out, win = found
     result = {}
     for i, (src, k, s, p, d) in enumerate(
         zip(dims, win.kernel, win.stride, win.padding, win.dilation)
