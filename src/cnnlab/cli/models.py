@@ -23,11 +23,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("pattern", nargs="?", default=None, help="filter, e.g. 'vgg*' or 'mobile'")
-    parser.add_argument("--num-classes", type=int, default=1000,
-                        help="classes of the head counted (default 1000, as in the papers)")
+    parser.add_argument(
+        "--num-classes",
+        type=int,
+        default=1000,
+        help="classes of the head counted (default 1000, as in the papers)",
+    )
     parser.add_argument("--in-channels", type=int, default=3, help="image channels (default 3)")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="square input size for every model (default: each model's own)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="square input size for every model (default: each model's own)",
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
     return parser

@@ -4,8 +4,9 @@ Each block takes the layer types it uses (``norm_layer``, ``act_layer``: callabl
 drop the layer) and names its sub-modules like torchvision does, so that torchvision's weights load
 into the models of :mod:`cnnlab.models` with ``strict=True``.
 
-References: VGG (Simonyan & Zisserman 2014), NiN (Lin et al. 2013), GoogLeNet (Szegedy et al.
-2014), ResNet (He et al. 2015), MobileNetV2 (Sandler et al. 2018), ShuffleNet (Zhang et al. 2017).
+Guide: docs/guide/08-classic-networks.md. References: VGG (Simonyan & Zisserman 2014), NiN
+(Lin et al. 2013), GoogLeNet (Szegedy et al. 2014), ResNet (He et al. 2015), MobileNetV2
+(Sandler et al. 2018), ShuffleNet (Zhang et al. 2017).
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 Every model shares the API of :class:`ImageClassifier` (``num_classes``, ``in_channels``,
 ``min_input_size``, ``forward_features`` / ``forward_head`` / ``forward``, ``reset_classifier``).
 
+Guide: docs/guide/08-classic-networks.md.
+
 Example:
+    >>> import torch
     >>> from cnnlab.models import create, list_models
     >>> net = create("simple_cnn", num_classes=10, in_channels=1)
     >>> net(torch.zeros(2, 1, 32, 32)).shape

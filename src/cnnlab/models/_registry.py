@@ -122,6 +122,7 @@ def create(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any
             or a keyword argument the model does not accept (with the ones it does).
 
     Example:
+        >>> import torch
         >>> net = create("simple_cnn", num_classes=10, in_channels=1)
         >>> net(torch.zeros(2, 1, 32, 32)).shape
         torch.Size([2, 10])
