@@ -182,13 +182,17 @@ class Augment(nn.Module):
         fb, fc, fs = (
             _uniform(b, 1 - j, 1 + j, g).to(x.device, x.dtype).view(-1, 1, 1, 1) for _ in range(3)
         )
-        x = (x * fb).clamp_(0, 1)
-        grey = _luma(x) if c == 3 else x
-        m = grey.mean(dim=(1, 2, 3), keepdim=True)
-        x = ((x - m) * fc + m).clamp_(0, 1)
+        x = (x * fb).clamp_(0, 1)  # a fresh tensor: the steps below may work in place
+        # The mean grey level is linear in the pixels, so it is the luma of the channel means.
+        m = x.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
         if c == 3:
-            y = _luma(x)
-            x = ((x - y) * fs + y).clamp_(0, 1)
+            m = _luma(m)  # (B, 1, 1, 1)
+        else:
+            m = m.mean(dim=1, keepdim=True)
+        x.sub_(m).mul_(fc).add_(m).clamp_(0, 1)
+        if c == 3:
+            y = _luma(x)  # (B, 1, H, W)
+            x.sub_(y).mul_(fs).add_(y).clamp_(0, 1)
         return x
 
     def _cutout(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
