@@ -273,7 +273,7 @@ def test_worker_processes_give_the_serial_result(tmp_path, monkeypatch):
         serial = load_data(f"folder:{root}", use_cache=False, val_split=0.2, test_split=0.2)
     monkeypatch.setattr(dec, "_MIN_PARALLEL", 0)
     monkeypatch.setattr(dec, "_CHUNK", 3)
-    monkeypatch.setattr(dec.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(dec, "_cpus", lambda: 2)
     with pytest.warns(UserWarning, match="skipped 1 of 13"):
         pooled = load_data(f"folder:{root}", use_cache=False, val_split=0.2, test_split=0.2)
     for a, b in zip(serial.splits().values(), pooled.splits().values()):

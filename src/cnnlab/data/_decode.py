@@ -175,6 +175,15 @@ def _probe_chunk(paths: Sequence[Path]) -> list[tuple[tuple[int, int], str] | st
 
 _CHUNK = 500  # files per task sent to a worker process
 _MIN_PARALLEL = 2000  # below this many files, decoding in-process is faster than a pool
+_MAX_WORKERS = 8  # beyond this, disk reads and result transfer dominate
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _worker_init() -> None:
@@ -190,7 +199,7 @@ def _map_chunks(fn: Callable, paths: Sequence[Path], *args: Any) -> list:
     GIL; forked worker processes decode in parallel and send back compact uint8 arrays.
     """
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    workers = min(os.cpu_count() or 1, len(chunks))
+    workers = min(_cpus(), _MAX_WORKERS, len(chunks))
     fork = "fork" in mp.get_all_start_methods()
     if workers < 2 or len(paths) < _MIN_PARALLEL or not fork:
         return [fn(c, *args) for c in chunks]
