@@ -8,7 +8,9 @@ warning that counts them and names the first few; empty classes are dropped with
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,8 @@ from cnnlab.data._cache import cache_key, default_cache_dir, load_cache, save_ca
 from cnnlab.data._decode import IMAGE_EXTENSIONS, choose_format, decode_all, probe_all
 from cnnlab.data._split import stratified_split
 from cnnlab.data.bundle import DataBundle, Split
+
+log = logging.getLogger("cnnlab.data")
 
 _VAL_NAMES = ("val", "valid", "validation")
 _PARTS = ("train", "val", "test", "all")  # index stored per image in the cache
@@ -169,7 +173,10 @@ def _decode_folder(
     size, chans = choose_format(headers, image_size, channels)
     _check_memory(len(scan.paths), chans, size, image_size)
     native = all(isinstance(h, str) or h[0] == (size[1], size[0]) for h in headers)
+    log.info("decoding %d images of %s to %dx%dx%d", len(scan.paths), root, chans, *size)
+    t0 = time.perf_counter()
     images, errors = decode_all(scan.paths, size, chans, fast_jpeg=native)
+    log.info("decoded in %.1f s", time.perf_counter() - t0)
     bad = [(Path(p), e) for p, e in zip(scan.paths, errors) if e is not None]
     _report(root, bad, scan)
     labels = torch.tensor(scan.labels, dtype=torch.int64)
@@ -258,6 +265,7 @@ def load_folder(
     hit = load_cache(cdir, "folder", root, options, key) if use_cache else None
     if hit is not None:
         decoded = {**hit[0], "meta": hit[1]}
+        log.info("%s: %d decoded images from the cache in %s", root, len(hit[0]["labels"]), cdir)
     else:
         decoded = _decode_folder(root, scan, image_size, channels)
         if use_cache:
