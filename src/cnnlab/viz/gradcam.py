@@ -40,24 +40,28 @@ class GradCAM:
 
 
 def last_feature_layer(model: torch.nn.Module, image: torch.Tensor) -> str:
-    """Name of the last module (in execution order) whose output is a (N, C, H, W) map with H*W > 1.
+    """Name of the last learned module (in execution order) with a (N, C, H, W) output, H*W > 1.
 
-    That is the usual Grad-CAM layer: the end of the convolutional part, before global pooling.
+    That is the usual Grad-CAM layer: the end of the convolutional part (ResNet's ``layer4``,
+    VGG's ``features``), before global pooling. Modules without parameters (an activation, an
+    adaptive pool that only resamples) are passed over unless no learned module qualifies.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.AdaptiveAvgPool2d(1))
         >>> last_feature_layer(net, torch.rand(1, 1, 8, 8))
         '0'
     """
-    order: list[str] = []
+    order: list[tuple[str, bool]] = []  # (name, has parameters), in the order outputs appear
+
+    def hook(name: str, learned: bool):
+        def record(mod, inputs, out):
+            if isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[2] * out.shape[3] > 1:
+                order.append((name, learned))
+
+        return record
+
     handles = [
-        m.register_forward_hook(
-            lambda mod, i, o, name=name: (
-                order.append(name)
-                if isinstance(o, torch.Tensor) and o.ndim == 4 and o.shape[2] * o.shape[3] > 1
-                else None
-            )
-        )
+        m.register_forward_hook(hook(name, any(True for _ in m.parameters())))
         for name, m in model.named_modules()
         if name
     ]
@@ -69,7 +73,8 @@ def last_feature_layer(model: torch.nn.Module, image: torch.Tensor) -> str:
             h.remove()
     if not order:
         raise ValueError("no layer of this model outputs a spatial (N, C, H, W) map; pass layer=")
-    return order[-1]
+    learned = [name for name, has_params in order if has_params]
+    return (learned or [name for name, _ in order])[-1]
 
 
 def grad_cam(
