@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -36,7 +35,7 @@ class TrainPrinter:
         else:
             self.console.print(message, soft_wrap=True)  # never wrap paths mid-line
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int, steps: int, lr: float = 0.0) -> None:
         """Open the progress bar of ``epoch`` (1-based) of ``epochs``, ``steps`` batches long."""
         self._start = time.perf_counter()
         if self.quiet or not self.console.is_terminal:
@@ -45,7 +44,7 @@ class TrainPrinter:
             TextColumn(f"epoch {epoch}/{epochs}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]:.2e}"),
             TextColumn("{task.fields[ips]:,.0f} img/s"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
@@ -54,14 +53,14 @@ class TrainPrinter:
             transient=True,
         )
         self._progress.start()
-        self._task = self._progress.add_task("train", total=steps, loss=math.nan, lr=0.0, ips=0.0)
+        self._task = self._progress.add_task("train", total=steps, loss="-", lr=lr, ips=0.0)
 
     def step(self, done: int, loss: float, lr: float, images: int) -> None:
         """Advance the bar to ``done`` batches; ``images`` seen so far this epoch."""
         if self._progress is None:
             return
         ips = images / max(1e-9, time.perf_counter() - self._start)
-        self._progress.update(self._task, completed=done, loss=loss, lr=lr, ips=ips)
+        self._progress.update(self._task, completed=done, loss=f"{loss:.4f}", lr=lr, ips=ips)
 
     def end_epoch(self, row: dict[str, Any], epochs: int, best: bool) -> None:
         """Close the bar and print the epoch's one-line summary."""

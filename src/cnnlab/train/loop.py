@@ -232,7 +232,7 @@ class _Run:
             for epoch in range(start_epoch, cfg.epochs + 1):
                 if cfg.unfreeze_at == epoch:
                     printer.log(_setup.unfreeze_all(cfg, model, optimizer, scheduler))
-                printer.start_epoch(epoch, cfg.epochs, steps)
+                printer.start_epoch(epoch, cfg.epochs, steps, optimizer.param_groups[0]["lr"])
                 try:
                     row = {"epoch": epoch, **train_epoch(ctx, printer.step, epoch)}
                 except TrainingDiverged as exc:

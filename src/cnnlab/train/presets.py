@@ -21,15 +21,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": "none",
         "augment": "none",
     },
-    # Reach 70% held-out CIFAR-10 accuracy fast on a CPU: larger batches, a one-cycle schedule
-    # with a high peak learning rate, label smoothing and a few epochs.
+    # Reach 70% held-out CIFAR-10 accuracy fast on a CPU: larger batches (more images/s), a
+    # one-cycle schedule with a 4x higher peak learning rate, label smoothing, 3 epochs.
+    # Measured (45,000 training / 5,000 held-out JPEGs, seed 0): the 4-epoch version of this
+    # recipe had 60.2%, 67.1%, 71.4%, 73.0% held-out after epochs 1-4.
     "cifar10-fast": {
         "model": "simple_cnn",
         "optimizer": "adamw",
         "lr": 4e-3,
         "weight_decay": 5e-4,
         "batch_size": 256,
-        "epochs": 4,
+        "epochs": 3,
         "schedule": "onecycle",
         "onecycle_pct": 0.25,
         "label_smoothing": 0.1,
