@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from cnnlab.checkpoint import STATE_FILE, read_checkpoint
+from cnnlab.checkpoint import STATE_FILE, load_state, read_checkpoint
 from cnnlab.cli import main
 from cnnlab.train import fit
 
@@ -52,7 +52,7 @@ def test_sigkilled_run_resumes_to_identical_result(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()
-    finished = _finished_epochs(run_dir)
+    finished = load_state(run_dir / STATE_FILE)["epoch"]  # what --resume continues from
     assert KILL_AFTER <= finished < EPOCHS  # the kill really landed mid-training
 
     resumed = subprocess.run(
