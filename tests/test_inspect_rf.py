@@ -11,6 +11,16 @@ from torch import nn
 from cnnlab.inspect import receptive_field, summary
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The gradient passes here are many small ops: one thread avoids OpenMP wake-ups that
+    cost more than the arithmetic on a loaded 2-core machine (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @st.composite
 def chains(draw):
     """A random conv/pool chain with per-dimension kernels, strides, paddings, dilations."""
@@ -103,3 +113,34 @@ def test_user_model_is_left_untouched():
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert net.training
     assert all(not m._forward_hooks for m in net.modules())
+
+
+class ChannelsLast(nn.Module):
+    """ConvNeXt-style: conv, then LayerNorm and Linear over channels in (N, H, W, C), then conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.norm = nn.LayerNorm(4)
+        self.mix = nn.Linear(4, 4)
+        self.conv2 = nn.Conv2d(4, 2, 3, stride=2)
+
+    def forward(self, x):
+        x = self.conv1(x).permute(0, 2, 3, 1)  # (N, H, W, C)
+        x = self.mix(self.norm(x)).permute(0, 3, 1, 2)  # (N, C, H, W)
+        return self.conv2(x)
+
+
+def test_receptive_field_follows_permuted_dimensions():
+    s = summary(ChannelsLast(), (1, 1, 20, 20))
+    # conv 3 -> rf 3; LayerNorm/Linear act per pixel; conv 3 s2 -> 3 + 2 = 5, jump 2
+    assert s.calls[0].rf == (5, 5) and s.calls[0].jump == (2, 2)
+    rf = receptive_field(ChannelsLast(), (1, 1, 20, 20))
+    assert rf.size == (5, 5) and rf.agrees
+
+
+def test_tied_weights_in_the_stand_in():
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    net = nn.Sequential(conv, nn.ReLU(), conv)
+    rf = receptive_field(net, (1, 1, 15, 15))
+    assert rf.size == (5, 5) and rf.agrees

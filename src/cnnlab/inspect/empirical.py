@@ -4,9 +4,9 @@ The analytic numbers of ``receptive.py`` are checked against autograd: the recep
 unit is the support of the gradient of that unit with respect to the input. To make the support
 exact (no zero gradient by accident), the model runs on a stand-in of itself:
 
-* every weight is replaced by the positive constant ``1 / fan_in``, every bias by 0, batch norm
+* every weight is replaced by a positive value near ``1 / fan_in``, every bias by 0, batch norm
   by the identity (running mean 0, variance 1, scale 1): all activations stay positive and
-  O(1), so ReLU passes everything and no sum of contributions cancels;
+  small, so ReLU passes everything and no sum of contributions cancels;
 * max pooling is replaced by average pooling of the same geometry: a max sends gradient only to
   the winner of each window, an average to the whole window, which is the window's field;
 * the input is a tiny constant in float64, so activations stay below the caps of ReLU6-like
@@ -146,18 +146,31 @@ def _avg_like_max(call: OpCall, real: Any) -> Any:
     return (out, real[1]) if isinstance(real, tuple) else out
 
 
-def _stand_in(model: nn.Module, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    """Positive-constant parameters and identity batch-norm statistics (module docstring)."""
+def _stand_in(
+    model: nn.Module, device: torch.device, dtype: torch.dtype, used: set[str]
+) -> dict[str, Any]:
+    """Positive parameters and identity batch-norm statistics (module docstring).
+
+    Weights are drawn from ``[0.5, 1.5) / fan_in`` (seeded): positive, so no contribution cancels
+    another, and not all equal, so a normalization over channels followed by a channel sum does
+    not cancel exactly either. Tied tensors appear once (``functional_call`` keeps them tied).
+    Only modules in ``used`` (those that run before the measured layer returns) get stand-ins:
+    the forward pass stops there, so a classifier head's weights are never needed.
+    """
+    gen = torch.Generator().manual_seed(0)
     values: dict[str, Any] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
+    for name, p in model.named_parameters():
+        if name.rpartition(".")[0] not in used:
+            continue
         if name.endswith("bias"):
-            fill = 0.0
+            values[name] = torch.zeros(p.shape, dtype=dtype, device=device)
         elif p.ndim >= 2:
-            fill = 1.0 / max(1, p[0].numel())  # 1 / fan_in: a weight-averaging filter
+            fan_in = max(1, p[0].numel())  # a weighted average over the window
+            noise = torch.rand(p.shape, generator=gen, dtype=dtype) + 0.5
+            values[name] = (noise / fan_in).to(device)
         else:
-            fill = 1.0  # norm scales, PReLU slopes
-        values[name] = torch.full(p.shape, fill, dtype=dtype, device=device)
-    for name, b in model.named_buffers(remove_duplicate=False):
+            values[name] = torch.ones(p.shape, dtype=dtype, device=device)  # norm scales, PReLU
+    for name, b in model.named_buffers():
         if name.endswith("running_mean"):
             values[name] = torch.zeros(b.shape, dtype=dtype, device=device)
         elif name.endswith("running_var"):
@@ -232,6 +245,10 @@ def receptive_field(
     row = _pick(analytic.calls, layer, analytic.receptive_field)
     target = model.get_submodule(row.name) if row.name else model
     occurrence = sum(1 for r in analytic.calls if r.index < row.index and r.name == row.name)
+    # calls are in pre-order: the measured call's subtree ends before the next call at its depth
+    later = [r.index for r in analytic.calls if r.index > row.index and r.depth <= row.depth]
+    end = min(later, default=len(analytic.calls))
+    used = {r.name for r in analytic.calls if r.index < end}
 
     captured: list[torch.Tensor] = []
 
@@ -250,7 +267,7 @@ def receptive_field(
     try:
         model.eval()
         with _MaxToAvg():
-            functional_call(model, _stand_in(model, device, dtype), (x,), strict=False)
+            functional_call(model, _stand_in(model, device, dtype, used), (x,), strict=False)
     except _Stop:
         pass
     finally:
