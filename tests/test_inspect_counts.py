@@ -12,9 +12,12 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from cnnlab.inspect import ForwardError, summary, trace
+from cnnlab.layers import shapes
 
 
 def _root(s):
@@ -321,3 +324,41 @@ def test_data_dependent_forward_falls_back_to_a_real_pass():
     assert s.calls[0].output_shapes == [(1, 1, 3, 3)]
     assert s.totals.macs == 81
     assert summary(DataDependent(), torch.zeros(1, 1, 5, 5)).totals.macs == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    groups=st.sampled_from([1, 2, 3]),
+    cin_per_group=st.integers(1, 3),
+    cout_per_group=st.integers(1, 3),
+    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    p=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    d=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    transposed=st.booleans(),
+)
+def test_conv_counts_match_the_shape_formulas(groups, cin_per_group, cout_per_group, k, s, p, d,
+                                              transposed):  # fmt: skip
+    """MACs and RF of any conv against cnnlab.layers.shapes (an independent oracle)."""
+    cin, cout, size = groups * cin_per_group, groups * cout_per_group, (13, 11)
+    if transposed:
+        p = tuple(min(pi, (ki - 1) * di) for pi, ki, di in zip(p, k, d))
+        net = nn.ConvTranspose2d(cin, cout, k, s, p, groups=groups, dilation=d)
+        out = shapes.conv_transpose_output_size(size, k, s, p, 0, d).size
+        # every input element meets C_out/groups filters of k_h*k_w taps
+        macs = cin * size[0] * size[1] * cout_per_group * k[0] * k[1]
+    else:
+        if any(di * (ki - 1) + 1 > n + 2 * pi for n, ki, pi, di in zip(size, k, p, d)):
+            return  # the window does not fit (covered by the too-small tests)
+        net = nn.Conv2d(cin, cout, k, s, p, d, groups=groups)
+        out = shapes.conv_output_size(size, k, s, p, d).size
+        # every output element is a dot product over C_in/groups channels x k_h*k_w taps
+        macs = cout * out[0] * out[1] * cin_per_group * k[0] * k[1]
+    result = summary(net, (1, cin, *size))
+    assert result.calls[0].output_shapes == [(1, cout, *out)]
+    assert result.totals.macs == macs
+    assert result.totals.params == sum(t.numel() for t in net.parameters())
+    if not transposed:
+        assert result.calls[0].rf == tuple(di * (ki - 1) + 1 for ki, di in zip(k, d))
+        assert result.calls[0].jump == s
+        assert result.calls[0].start == tuple(di * (ki - 1) / 2 - pi for ki, pi, di in zip(k, p, d))
