@@ -189,3 +189,13 @@ def test_build_augment_errors_and_defaults():
     assert build_augment(None, 32).is_identity
     assert build_augment("crop-flip", 64).crop_padding == 8
     assert default_augment_name("mnist") == "crop" and default_augment_name("cifar10") == "crop-flip"
+
+
+def test_bench_runs_and_prints_every_row(capsys):
+    from cnnlab.data import bench
+
+    bench.main(["--reps", "1", "--batch-sizes", "4", "--clock", "wall"])
+    out = capsys.readouterr().out
+    for row in ("batches() index_select", "crop-flip, per-sample loop", "strong preset",
+                "data/compute"):
+        assert row in out
