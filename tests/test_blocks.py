@@ -60,6 +60,16 @@ def test_conv_norm_act_takes_any_norm_and_activation() -> None:
     assert block(torch.randn(1, 4, 6, 6)).shape == (1, 8, 6, 6)
 
 
+def test_norm_by_name() -> None:
+    block = ConvNormAct(4, 8, 3, norm_layer="group")
+    assert isinstance(block[1], nn.GroupNorm) and block[0].bias is None
+    assert len(ConvNormAct(4, 8, 3, norm_layer="none")) == 2  # conv (with bias) + act
+    assert isinstance(BasicBlock(8, 8, norm_layer="instance").bn1, nn.InstanceNorm2d)
+    assert isinstance(VGGBlock(1, 3, 8, norm_layer="batch")[1], nn.BatchNorm2d)
+    with pytest.raises(ValueError, match="'batchy'"):
+        ConvNormAct(4, 8, 3, norm_layer="batchy")
+
+
 def test_conv_norm_act_bad_groups() -> None:
     with pytest.raises(ValueError, match="groups=3 must divide in_channels=8"):
         ConvNormAct(8, 9, 3, groups=3)

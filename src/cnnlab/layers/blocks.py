@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -34,7 +35,26 @@ __all__ = [
     "ShuffleNetUnit",
     "VGGBlock",
     "make_activation",
+    "resolve_norm",
 ]
+
+
+def resolve_norm(norm_layer: LayerFactory | str | None) -> LayerFactory | None:
+    """Turn a norm name (``"batch"``, ``"group"``, ``"layer"``, ``"instance"``, ``"none"``; see
+    :func:`cnnlab.layers.norm.norm_layer`) into a factory ``f(channels)``; pass others through.
+
+    Example:
+        >>> type(resolve_norm("group")(64)).__name__
+        'GroupNorm'
+    """
+    if not isinstance(norm_layer, str):
+        return norm_layer
+    from cnnlab.layers.norm import norm_layer as build_norm
+
+    if norm_layer.lower() == "none":
+        return None
+    build_norm(norm_layer, 1)  # fails now, with the valid names, if the name is unknown
+    return partial(build_norm, norm_layer)
 
 
 def make_activation(act_layer: LayerFactory, inplace: bool = True) -> nn.Module:
@@ -67,7 +87,8 @@ class ConvNormAct(nn.Sequential):
             ``dilation * (k - 1) // 2``.
         dilation: spacing between kernel taps.
         groups: grouped convolution; must divide both channel counts.
-        norm_layer: ``norm_layer(out_channels)`` builds the normalization; ``None`` for none.
+        norm_layer: ``norm_layer(out_channels)`` builds the normalization, or a name of
+            :func:`cnnlab.layers.norm.norm_layer` ("batch", "group", ...); ``None`` for none.
         act_layer: activation class (e.g. ``nn.ReLU``); ``None`` for none.
         bias: conv bias; ``None`` means "only if ``norm_layer`` is None".
         inplace: in-place activation where the activation supports it.
@@ -90,7 +111,7 @@ class ConvNormAct(nn.Sequential):
         padding: int | tuple[int, int] | None = None,
         dilation: int = 1,
         groups: int = 1,
-        norm_layer: LayerFactory | None = nn.BatchNorm2d,
+        norm_layer: LayerFactory | str | None = nn.BatchNorm2d,
         act_layer: LayerFactory | None = nn.ReLU,
         bias: bool | None = None,
         inplace: bool = True,
@@ -107,6 +128,7 @@ class ConvNormAct(nn.Sequential):
                 padding = dilation * (kernel_size - 1) // 2
             else:
                 padding = tuple(dilation * (k - 1) // 2 for k in kernel_size)
+        norm_layer = resolve_norm(norm_layer)
         if bias is None:
             bias = norm_layer is None
         layers: list[nn.Module] = [
@@ -161,7 +183,7 @@ class VGGBlock(nn.Sequential):
         num_convs: int,
         in_channels: int,
         out_channels: int,
-        norm_layer: LayerFactory | None = None,
+        norm_layer: LayerFactory | str | None = None,
         act_layer: LayerFactory = nn.ReLU,
         bias: bool | None = None,
         pool: bool = True,
@@ -169,6 +191,7 @@ class VGGBlock(nn.Sequential):
         check_int("num_convs", num_convs, min_value=1)
         check_int("in_channels", in_channels, min_value=1)
         check_int("out_channels", out_channels, min_value=1)
+        norm_layer = resolve_norm(norm_layer)
         if bias is None:
             bias = norm_layer is None
         layers: list[nn.Module] = []
@@ -345,11 +368,12 @@ class BasicBlock(nn.Module):
         channels: int,
         stride: int = 1,
         projection: bool | None = None,
-        norm_layer: LayerFactory | None = nn.BatchNorm2d,
+        norm_layer: LayerFactory | str | None = nn.BatchNorm2d,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
         super().__init__()
         check_int("stride", stride, min_value=1)
+        norm_layer = resolve_norm(norm_layer)
         bias = norm_layer is None
         norm = norm_layer or (lambda c: nn.Identity())
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=bias)
@@ -399,7 +423,7 @@ class Bottleneck(nn.Module):
         channels: int,
         stride: int = 1,
         projection: bool | None = None,
-        norm_layer: LayerFactory | None = nn.BatchNorm2d,
+        norm_layer: LayerFactory | str | None = nn.BatchNorm2d,
         act_layer: LayerFactory = nn.ReLU,
         expansion: int = 4,
     ) -> None:
@@ -407,6 +431,7 @@ class Bottleneck(nn.Module):
         check_int("stride", stride, min_value=1)
         self.expansion = check_int("expansion", expansion, min_value=1)
         out_channels = channels * expansion
+        norm_layer = resolve_norm(norm_layer)
         bias = norm_layer is None
         norm = norm_layer or (lambda c: nn.Identity())
         self.conv1 = nn.Conv2d(in_channels, channels, 1, bias=bias)
@@ -444,7 +469,7 @@ class InvertedResidual(nn.Module):
         out_channels: output channels.
         stride: 1 or 2 (on the depthwise conv).
         expand_ratio: hidden width = ``round(in_channels * expand_ratio)``; 1 skips the expansion.
-        norm_layer: normalization class.
+        norm_layer: normalization class or name (``None``/"none": no normalization).
         act_layer: activation class (ReLU6 in the paper).
 
     Example:
@@ -458,7 +483,7 @@ class InvertedResidual(nn.Module):
         out_channels: int,
         stride: int = 1,
         expand_ratio: float = 6,
-        norm_layer: LayerFactory = nn.BatchNorm2d,
+        norm_layer: LayerFactory | str = nn.BatchNorm2d,
         act_layer: LayerFactory = nn.ReLU6,
     ) -> None:
         super().__init__()
@@ -466,6 +491,7 @@ class InvertedResidual(nn.Module):
         if expand_ratio < 1:
             raise ValueError(f"expand_ratio must be >= 1, got {expand_ratio!r}")
         hidden = int(round(in_channels * expand_ratio))
+        norm_layer = resolve_norm(norm_layer) or (lambda c: nn.Identity())
         layers: list[nn.Module] = []
         if expand_ratio != 1:  # pointwise expansion
             layers.append(
@@ -506,7 +532,7 @@ class ShuffleNetUnit(nn.Module):
         groups: groups of the 1x1 convs (1, 2, 3, 4 or 8 in the paper).
         first_groups: groups of the first 1x1 conv; ``None`` means ``groups`` (the paper uses 1
             for the very first unit, whose 24 input channels are too few to split).
-        norm_layer: normalization class.
+        norm_layer: normalization class or name.
         act_layer: activation class.
 
     Example:
@@ -521,7 +547,7 @@ class ShuffleNetUnit(nn.Module):
         stride: int = 1,
         groups: int = 3,
         first_groups: int | None = None,
-        norm_layer: LayerFactory = nn.BatchNorm2d,
+        norm_layer: LayerFactory | str = nn.BatchNorm2d,
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
         super().__init__()
