@@ -23,8 +23,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "summary",
         help="per-layer shapes, parameters, MACs/FLOPs, memory and receptive field of a model",
         description=(
-            "One forward pass with hooks on a zero input; prints every layer's output shape, "
-            "parameters, MACs and FLOPs (= 2 x MACs), activation memory and receptive field."
+            "One hooked forward pass (shape-only, on meta tensors: no arithmetic, same numbers); "
+            "prints every layer's output shape, parameters, MACs and FLOPs (= 2 x MACs), other "
+            "ops, activation memory and receptive field (RF, jump, start)."
         ),
     )
     parser.add_argument(
