@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from cnnlab.layers.shapes import conv_output_size, conv_transpose_output_size, p
 from cnnlab.viz._common import figure_to_rgb, new_figure
 
 Cell = tuple[int, int]
+Array = np.ndarray | Sequence[Sequence[float]]  # a small 2-D array of numbers
 PAD = "#d9d9d9"  # padding cells (and cells a transposed conv crops away)
 WINDOW = "#ffd966"  # the cells that take part in the current step
 TARGET = "#9fc5e8"  # the output cell(s) being written
@@ -98,9 +100,23 @@ def _check_size(size: int, kernel: int, stride: int, padding: int, dilation: int
 
 
 def conv_plan(
-    size=5, kernel=3, stride=1, padding=0, dilation=1, seed=0, x=None, weight=None
+    size: int = 5,
+    kernel: int = 3,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    seed: int = 0,
+    x: Array | None = None,
+    weight: Array | None = None,
 ) -> Plan:
-    """Steps of ``y[i, j] = sum_ab xpad[i*s + a*d, j*s + b*d] * w[a, b]`` (cross-correlation)."""
+    """Steps of ``y[i, j] = sum_ab xpad[i*s + a*d, j*s + b*d] * w[a, b]`` (cross-correlation).
+
+    ``x`` and ``weight`` default to random small integers (``seed``) of side ``size``/``kernel``.
+
+    Example:
+        >>> conv_plan(x=[[1, 2], [3, 4]], weight=[[1, 0], [0, 1]]).steps[0].text
+        'y[0,0] = 1·1 + 2·0 + 3·0 + 4·1 = 5'
+    """
     _check_size(size, kernel, stride, padding, dilation)
     x = _square("x", x, _sample((size, size), 0, 3, seed))
     w = _square("weight", weight, _sample((kernel, kernel), -1, 2, seed + 1))
@@ -121,8 +137,21 @@ def conv_plan(
     return Plan(title, xpad, mask, w, out, np.zeros(out.shape, bool), out, shape.explain(), steps)
 
 
-def pool_plan(size=4, kernel=2, stride=None, padding=0, mode="max", seed=0, x=None) -> Plan:
-    """The steps of max or average pooling (average counts padding zeros, as PyTorch's default)."""
+def pool_plan(
+    size: int = 4,
+    kernel: int = 2,
+    stride: int | None = None,
+    padding: int = 0,
+    mode: str = "max",
+    seed: int = 0,
+    x: Array | None = None,
+) -> Plan:
+    """The steps of max or average pooling (average counts padding zeros, as PyTorch's default).
+
+    Example:
+        >>> pool_plan(x=[[1, 2], [3, 4]], kernel=2).steps[0].text
+        'y[0,0] = max(1, 2, 3, 4) = 4'
+    """
     check_choice("mode", mode, ("max", "avg"))
     stride = kernel if stride is None else stride
     _check_size(size, kernel, stride, padding, 1)
@@ -160,12 +189,23 @@ def pool_plan(size=4, kernel=2, stride=None, padding=0, mode="max", seed=0, x=No
 
 
 def transposed_conv_plan(
-    size=2, kernel=2, stride=1, padding=0, dilation=1, seed=0, x=None, weight=None
+    size: int = 2,
+    kernel: int = 2,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    seed: int = 0,
+    x: Array | None = None,
+    weight: Array | None = None,
 ) -> Plan:
     """The steps of a transposed convolution: ``x[i, j]`` adds ``x[i, j] * w`` at ``(i*s, j*s)``.
 
     The full output has ``(n - 1)*s + d*(k - 1) + 1`` cells per side; ``padding`` then crops ``p``
     from each side (shown gray), which gives PyTorch's ``conv_transpose2d`` output.
+
+    Example:
+        >>> transposed_conv_plan(x=[[1, 2]], weight=[[1, 1]]).result.tolist()
+        [[1.0, 3.0, 2.0]]
     """
     _check_size(size, kernel, stride, padding, dilation)
     x = _square("x", x, _sample((size, size), 0, 3, seed))
@@ -240,8 +280,18 @@ def render(plan: Plan, step: int = 0, progressive: bool = False) -> Figure:
         max(6.5, 0.5 * sum(widths) + 2.5), 0.5 * max(plan.inp.shape[0], plan.out.shape[0]) + 2.6
     )
     fig.set_layout_engine(None)  # fixed margins: grids have no tick labels, and GIFs draw faster
-    gs = fig.add_gridspec(2, len(widths), width_ratios=widths, height_ratios=[4, 1], left=0.02,
-                          right=0.98, top=0.88, bottom=0.02, wspace=0.12, hspace=0.15)
+    gs = fig.add_gridspec(
+        2,
+        len(widths),
+        width_ratios=widths,
+        height_ratios=[4, 1],
+        left=0.02,
+        right=0.98,
+        top=0.88,
+        bottom=0.02,
+        wspace=0.12,
+        hspace=0.15,
+    )
     marks = None
     if plan.kernel is not None and not transposed:
         marks = {c: f"×{_fmt(plan.kernel[k])}" for c, k in zip(st.inputs, st.kernel)}
@@ -297,8 +347,8 @@ def explain_conv(
     dilation: int = 1,
     step: int = 0,
     seed: int = 0,
-    x=None,
-    weight=None,
+    x: Array | None = None,
+    weight: Array | None = None,
 ) -> Figure:
     """Figure of one step of a 2-D convolution on a small integer input.
 
@@ -321,7 +371,7 @@ def explain_pool(
     mode: str = "max",
     step: int = 0,
     seed: int = 0,
-    x=None,
+    x: Array | None = None,
 ) -> Figure:
     """Figure of one step of max or average pooling.
 
@@ -339,8 +389,8 @@ def explain_transposed_conv(
     dilation: int = 1,
     step: int = 0,
     seed: int = 0,
-    x=None,
-    weight=None,
+    x: Array | None = None,
+    weight: Array | None = None,
 ) -> Figure:
     """Figure of one step of a transposed convolution (one input value scattering the kernel).
 
