@@ -25,31 +25,52 @@ IMG_TAG = re.compile(r"<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"
 NETWORK_REF = re.compile(r"(?:src|href|url)\s*[=(]\s*[\"']?\s*(?:https?:)?//", re.I)
 
 
-def make_run_dir(root: Path, *, dataset: str = "folder:/nonexistent/cnnlab-data",
-                 checkpoint: bool = True, metrics: bool = True) -> Path:
+def make_run_dir(
+    root: Path,
+    *,
+    dataset: str = "folder:/nonexistent/cnnlab-data",
+    checkpoint: bool = True,
+    metrics: bool = True,
+) -> Path:
     """A run directory written by hand from docs/run-directory.md (no training needed)."""
     from cnnlab.models import create
 
     run = root / "handmade"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(f"dataset: {dataset}\nmodel: simple_cnn\nepochs: 3\n"
-                                     "augment: crop-flip\nlr: 0.003\n")
-    (run / "data.json").write_text(json.dumps({
-        "source": dataset, "class_names": ["cat", "dog", "eel"], "num_classes": 3,
-        "split_sizes": {"train": 30, "val": 6, "test": 6}, "in_channels": 1,
-        "image_size": [16, 16], "mean": [0.4], "std": [0.2]}))
+    (run / "config.yaml").write_text(
+        f"dataset: {dataset}\nmodel: simple_cnn\nepochs: 3\naugment: crop-flip\nlr: 0.003\n"
+    )
+    (run / "data.json").write_text(
+        json.dumps(
+            {
+                "source": dataset,
+                "class_names": ["cat", "dog", "eel"],
+                "num_classes": 3,
+                "split_sizes": {"train": 30, "val": 6, "test": 6},
+                "in_channels": 1,
+                "image_size": [16, 16],
+                "mean": [0.4],
+                "std": [0.2],
+            }
+        )
+    )
     if metrics:
         (run / "metrics.csv").write_text(
             "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_time_s,images_per_s\n"
             "1,1.05,0.40,1.00,0.50,0.003,0.5,60\n2,0.80,0.62,0.90,0.67,0.002,0.5,60\n"
-            "3,0.60,0.75,0.95,0.60,0.0005,0.5,60\n")
+            "3,0.60,0.75,0.95,0.60,0.0005,0.5,60\n"
+        )
     if checkpoint:
         torch.manual_seed(0)
         model = create("simple_cnn", num_classes=3, in_channels=1)
-        meta = {"model": {"name": "simple_cnn", "kwargs": {"num_classes": 3, "in_channels": 1}},
-                "class_names": ["cat", "dog", "eel"],
-                "normalization": {"mean": [0.4], "std": [0.2]}, "input_size": [1, 16, 16],
-                "epoch": 2, "metrics": {"val_acc": 0.67, "val_loss": 0.9}}
+        meta = {
+            "model": {"name": "simple_cnn", "kwargs": {"num_classes": 3, "in_channels": 1}},
+            "class_names": ["cat", "dog", "eel"],
+            "normalization": {"mean": [0.4], "std": [0.2]},
+            "input_size": [1, 16, 16],
+            "epoch": 2,
+            "metrics": {"val_acc": 0.67, "val_loss": 0.9},
+        }
         save_checkpoint(run / "best.safetensors", model, meta)
     return run
 
@@ -58,8 +79,10 @@ def embedded_pngs(html: str) -> list[np.ndarray]:
     import base64
     import io
 
-    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L"), dtype=float)
-            for b in IMG_TAG.findall(html)]
+    return [
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L"), dtype=float)
+        for b in IMG_TAG.findall(html)
+    ]
 
 
 def assert_self_contained(html: str) -> None:
@@ -101,8 +124,15 @@ def trained_run(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = fit(epochs=2, image_size=16, max_train_images=300, batch_size=64,
-                     augment="crop", out_dir=str(tmp_path_factory.mktemp("runs")), quiet=True)
+        result = fit(
+            epochs=2,
+            image_size=16,
+            max_train_images=300,
+            batch_size=64,
+            augment="crop",
+            out_dir=str(tmp_path_factory.mktemp("runs")),
+            quiet=True,
+        )
     finally:
         torch.set_num_threads(before)
     return Path(result.run_dir)
@@ -111,16 +141,24 @@ def trained_run(tmp_path_factory):
 def test_training_ends_with_a_full_report(trained_run):
     html = (trained_run / "report.html").read_text()
     assert_self_contained(html)
-    for section in ("Results", "Training curves", "Per-class results", "Confusion matrix",
-                    "Predictions", "Highest losses", "Augmentation preview", "Model summary",
-                    "Configuration"):
+    for section in (
+        "Results",
+        "Training curves",
+        "Per-class results",
+        "Confusion matrix",
+        "Predictions",
+        "Highest losses",
+        "Augmentation preview",
+        "Model summary",
+        "Configuration",
+    ):
         assert f">{section}<" in html, section
     assert "from eval/test/" in html  # the saved evaluation is reported, not recomputed
     pngs = embedded_pngs(html)
     assert len(pngs) == 5 and all(p.std() > 5 for p in pngs)
     metrics = json.loads((trained_run / "eval" / "test" / "metrics.json").read_text())
     assert f"{metrics['accuracy']:.2%}" in html
-    assert "<tr><td>9</td><td class=\"num\">" in html  # the per-class table row of class 9
+    assert '<tr><td>9</td><td class="num">' in html  # the per-class table row of class 9
 
 
 def test_report_computes_the_evaluation_when_none_was_saved(trained_run, tmp_path):
@@ -158,11 +196,25 @@ def chromium_load(html_file: Path, tmp_path: Path) -> tuple[list[str], np.ndarra
     probed.write_text(re.sub(r"<head[^>]*>", lambda m: m.group(0) + probe, html, count=1))
     shot = tmp_path / f"{html_file.stem}.png"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-extensions",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
-         "--window-size=1280,2000", f"--screenshot={shot}", "--dump-dom", probed.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--virtual-time-budget=5000",
+            "--window-size=1280,2000",
+            f"--screenshot={shot}",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     found = re.search(r'<pre id="__errs"[^>]*>(.*?)</pre>', proc.stdout, re.S)
     assert found, f"the page never finished loading in Chromium: {proc.stderr[-2000:]}"
@@ -197,3 +249,16 @@ def test_report_renders_in_chromium_without_errors(trained_run, tmp_path):
     assert shot.shape == (2000, 1280)
     assert shot.std() > 20, "the screenshot is (nearly) blank"
     Image.fromarray(shot.astype(np.uint8)).save(tmp_path / "report-screenshot.png")
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["grid", "losses", "dataset", "augment", "features", "gradcam", "rf", "filters", "confusion"],
+)
+def test_every_run_figure_of_a_real_run(kind, trained_run, tmp_path):
+    from cnnlab.viz import save_figure
+    from cnnlab.viz.runs import run_figure
+
+    out = save_figure(run_figure(kind, trained_run, top_n=8), tmp_path / f"{kind}.png", dpi=50)
+    pixels = np.asarray(Image.open(out).convert("L"), dtype=float)
+    assert out.stat().st_size > 1000 and pixels.std() > 5
