@@ -6,6 +6,8 @@ the bottleneck's 3x3, "v1.5"), so its weights load with ``strict=True``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -110,77 +112,31 @@ class ResNet(ImageClassifier):
         return x if pre_logits else self.fc(x)
 
 
-@register_model
-def resnet18(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    small_input: bool = False,
-    zero_init_residual: bool = False,
-    base_channels: int = 64,
-) -> ResNet:
-    """ResNet-18: basic blocks (2, 2, 2, 2).
+def _resnet_builder(
+    name: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, int, int, int]
+) -> Callable[..., ResNet]:
+    """Register and return the builder of one ResNet depth."""
 
-    Example:
-        >>> resnet18(small_input=True)(torch.zeros(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-    return ResNet(
-        BasicBlock, (2, 2, 2, 2), num_classes, in_channels, small_input, zero_init_residual
+    def builder(
+        num_classes: int = 10,
+        in_channels: int = 3,
+        small_input: bool = False,
+        zero_init_residual: bool = False,
+        base_channels: int = 64,
+    ) -> ResNet:
+        return ResNet(
+            block, layers, num_classes, in_channels, small_input, zero_init_residual, base_channels
+        )
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = (
+        f"{name.replace('resnet', 'ResNet-')}: {block.__name__} blocks {layers} "
+        "(He et al. 2015); ``small_input=True`` for 28-32 px images."
     )
+    return register_model(builder)
 
 
-@register_model
-def resnet34(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    small_input: bool = False,
-    zero_init_residual: bool = False,
-    base_channels: int = 64,
-) -> ResNet:
-    """ResNet-34: basic blocks (3, 4, 6, 3).
-
-    Example:
-        >>> resnet34()(torch.zeros(1, 3, 64, 64)).shape
-        torch.Size([1, 10])
-    """
-    return ResNet(
-        BasicBlock, (3, 4, 6, 3), num_classes, in_channels, small_input, zero_init_residual
-    )
-
-
-@register_model
-def resnet50(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    small_input: bool = False,
-    zero_init_residual: bool = False,
-    base_channels: int = 64,
-) -> ResNet:
-    """ResNet-50: bottleneck blocks (3, 4, 6, 3).
-
-    Example:
-        >>> resnet50()(torch.zeros(1, 3, 64, 64)).shape
-        torch.Size([1, 10])
-    """
-    return ResNet(
-        Bottleneck, (3, 4, 6, 3), num_classes, in_channels, small_input, zero_init_residual
-    )
-
-
-@register_model
-def resnet101(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    small_input: bool = False,
-    zero_init_residual: bool = False,
-    base_channels: int = 64,
-) -> ResNet:
-    """ResNet-101: bottleneck blocks (3, 4, 23, 3).
-
-    Example:
-        >>> resnet101()(torch.zeros(1, 3, 64, 64)).shape
-        torch.Size([1, 10])
-    """
-    return ResNet(
-        Bottleneck, (3, 4, 23, 3), num_classes, in_channels, small_input, zero_init_residual
-    )
+resnet18 = _resnet_builder("resnet18", BasicBlock, (2, 2, 2, 2))
+resnet34 = _resnet_builder("resnet34", BasicBlock, (3, 4, 6, 3))
+resnet50 = _resnet_builder("resnet50", Bottleneck, (3, 4, 6, 3))
+resnet101 = _resnet_builder("resnet101", Bottleneck, (3, 4, 23, 3))

@@ -8,6 +8,8 @@ weights load with ``strict=True``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -132,239 +134,46 @@ class VGG(ImageClassifier):
         return x if pre_logits else self.classifier[-1](x)
 
 
-def _vgg(
-    arch: str,
-    batch_norm: bool,
-    num_classes: int,
-    in_channels: int,
-    width_divisor: int,
-    hidden_features: int,
-    dropout: float,
-    small_input: bool,
-) -> VGG:
-    return VGG(
-        VGG_ARCHS[arch],
-        num_classes,
-        in_channels,
-        batch_norm=batch_norm,
-        width_divisor=width_divisor,
-        hidden_features=hidden_features,
-        dropout=dropout,
-        small_input=small_input,
+def _vgg_builder(arch: str, batch_norm: bool) -> Callable[..., VGG]:
+    """Register and return the builder of one VGG configuration (``vgg16``, ``vgg16_bn``, ...)."""
+
+    def builder(
+        num_classes: int = 10,
+        in_channels: int = 3,
+        width_divisor: int = 1,
+        hidden_features: int = 4096,
+        dropout: float = 0.5,
+        small_input: bool = False,
+    ) -> VGG:
+        return VGG(
+            VGG_ARCHS[arch],
+            num_classes,
+            in_channels,
+            batch_norm=batch_norm,
+            width_divisor=width_divisor,
+            hidden_features=hidden_features,
+            dropout=dropout,
+            small_input=small_input,
+        )
+
+    name = f"{arch}_bn" if batch_norm else arch
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = (
+        f"VGG-{arch[3:]} (configuration {_CONFIG_LETTER[arch]} of the paper's Table 1)"
+        + (" with batch norm after every conv" if batch_norm else "")
+        + ". ``width_divisor=4`` gives the course's small VGG; ``small_input=True`` suits"
+        " 28-32 px images."
     )
+    return register_model(builder)
 
 
-@register_model
-def vgg11(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-11 (configuration A of the paper's Table 1).
+_CONFIG_LETTER = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
-    Example:
-        >>> vgg11(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg11",
-        False,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
-
-
-@register_model
-def vgg11_bn(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-11 (configuration A of the paper's Table 1) with batch norm after every conv.
-
-    Example:
-        >>> vgg11_bn(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg11",
-        True,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
-
-
-@register_model
-def vgg13(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-13 (configuration B of the paper's Table 1).
-
-    Example:
-        >>> vgg13(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg13",
-        False,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
-
-
-@register_model
-def vgg13_bn(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-13 (configuration B of the paper's Table 1) with batch norm after every conv.
-
-    Example:
-        >>> vgg13_bn(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg13",
-        True,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
-
-
-@register_model
-def vgg16(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-16 (configuration D of the paper's Table 1).
-
-    Example:
-        >>> vgg16(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg16",
-        False,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
-
-
-@register_model
-def vgg16_bn(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-16 (configuration D of the paper's Table 1) with batch norm after every conv.
-
-    Example:
-        >>> vgg16_bn(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg16",
-        True,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
-
-
-@register_model
-def vgg19(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-19 (configuration E of the paper's Table 1).
-
-    Example:
-        >>> vgg19(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg19",
-        False,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
-
-
-@register_model
-def vgg19_bn(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width_divisor: int = 1,
-    hidden_features: int = 4096,
-    dropout: float = 0.5,
-    small_input: bool = False,
-) -> VGG:
-    """VGG-19 (configuration E of the paper's Table 1) with batch norm after every conv.
-
-    Example:
-        >>> vgg19_bn(width_divisor=4, small_input=True)(torch.zeros(1, 3, 28, 28)).shape
-        torch.Size([1, 10])
-    """
-    return _vgg(
-        "vgg19",
-        True,
-        num_classes,
-        in_channels,
-        width_divisor,
-        hidden_features,
-        dropout,
-        small_input,
-    )
+vgg11 = _vgg_builder("vgg11", batch_norm=False)
+vgg11_bn = _vgg_builder("vgg11", batch_norm=True)
+vgg13 = _vgg_builder("vgg13", batch_norm=False)
+vgg13_bn = _vgg_builder("vgg13", batch_norm=True)
+vgg16 = _vgg_builder("vgg16", batch_norm=False)
+vgg16_bn = _vgg_builder("vgg16", batch_norm=True)
+vgg19 = _vgg_builder("vgg19", batch_norm=False)
+vgg19_bn = _vgg_builder("vgg19", batch_norm=True)
