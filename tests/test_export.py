@@ -9,16 +9,34 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_export_fixtures import make_run
+from test_export_fixtures import SIZE, one_thread, shared_run
 
 from cnnlab.checkpoint import load_model
 from cnnlab.cli import main
 from cnnlab.export import OnnxPredictor, TorchPredictor, export, load_predictor, physical_cores
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("export") / "run")
+def run_dir():
+    return shared_run()
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    """The run exported once per format: fixed-batch ONNX, dynamic-batch ONNX, TorchScript."""
+    out = tmp_path_factory.mktemp("exported")
+    return {
+        "onnx": export(run_dir, "onnx", out=out / "m.onnx"),
+        "dynamic": export(run_dir, "onnx", dynamic_batch=True, out=out),
+        "torchscript": export(run_dir, "torchscript", out=out / "model.pt"),
+        "dir": out,
+    }
 
 
 def _torch_logits(run_dir, x: np.ndarray) -> np.ndarray:
@@ -27,38 +45,38 @@ def _torch_logits(run_dir, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).numpy()
 
 
-def test_onnx_export_carries_metadata_and_matches_pytorch(run_dir, tmp_path):
-    result = export(run_dir, "onnx", out=tmp_path / "m.onnx")
-    assert result.path == tmp_path / "m.onnx" and result.max_abs_diff <= 1e-4
+def test_onnx_export_carries_metadata_and_matches_pytorch(run_dir, exported):
+    result = exported["onnx"]
+    assert result.path == exported["dir"] / "m.onnx" and result.max_abs_diff <= 1e-4
     proto = onnx.load(str(result.path))
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props["class_names"]) == ["zero", "one", "two"]
-    assert json.loads(props["input_size"]) == [1, 16, 16]
+    assert json.loads(props["input_size"]) == [1, SIZE, SIZE]
     assert set(json.loads(props["normalization"])) == {"mean", "std"}
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].shape == [1, 1, 16, 16]  # batch fixed at 1 by default
-    x = np.random.default_rng(0).normal(size=(1, 1, 16, 16)).astype(np.float32)
+    assert session.get_inputs()[0].shape == [1, 1, SIZE, SIZE]  # batch fixed at 1 by default
+    x = np.random.default_rng(0).normal(size=(1, 1, SIZE, SIZE)).astype(np.float32)
     (got,) = session.run(None, {"input": x})
     assert np.abs(got - _torch_logits(run_dir, x)).max() <= 1e-4
 
 
-def test_dynamic_batch_onnx_accepts_any_batch(run_dir, tmp_path):
-    result = export(run_dir, "onnx", dynamic_batch=True, out=tmp_path)
-    assert result.path == tmp_path / "model.onnx"
+def test_dynamic_batch_onnx_accepts_any_batch(run_dir, exported):
+    result = exported["dynamic"]
+    assert result.path == exported["dir"] / "model.onnx"
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).normal(size=(7, 1, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(1).normal(size=(7, 1, SIZE, SIZE)).astype(np.float32)
     (got,) = session.run(None, {"input": x})
     assert got.shape == (7, 3) and np.abs(got - _torch_logits(run_dir, x)).max() <= 1e-4
 
 
-def test_torchscript_export_with_json_beside_it(run_dir, tmp_path):
-    result = export(run_dir, "torchscript", out=tmp_path / "model.pt")
-    assert result.meta_path == tmp_path / "model.json"
+def test_torchscript_export_with_json_beside_it(run_dir, exported):
+    result = exported["torchscript"]
+    assert result.meta_path == exported["dir"] / "model.json"
     assert json.loads(result.meta_path.read_text())["class_names"] == ["zero", "one", "two"]
     extra = {"cnnlab.json": ""}
     scripted = torch.jit.load(str(result.path), _extra_files=extra)
-    assert json.loads(extra["cnnlab.json"])["input_size"] == [1, 16, 16]
-    x = np.random.default_rng(2).normal(size=(5, 1, 16, 16)).astype(np.float32)
+    assert json.loads(extra["cnnlab.json"])["input_size"] == [1, SIZE, SIZE]
+    x = np.random.default_rng(2).normal(size=(5, 1, SIZE, SIZE)).astype(np.float32)
     with torch.no_grad():
         got = scripted(torch.from_numpy(x)).numpy()
     assert np.abs(got - _torch_logits(run_dir, x)).max() <= 1e-5
@@ -85,7 +103,7 @@ def test_export_bad_arguments(run_dir, tmp_path):
 
 
 def test_backends_give_the_same_logits(run_dir):
-    x = np.random.default_rng(3).normal(size=(4, 1, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(3).normal(size=(4, 1, SIZE, SIZE)).astype(np.float32)
     want = _torch_logits(run_dir, x)
     for backend in ("torch", "channels_last", "onnx", "auto"):
         predictor = load_predictor(run_dir, backend)
@@ -96,11 +114,11 @@ def test_backends_give_the_same_logits(run_dir):
     assert physical_cores() >= 1
 
 
-def test_fixed_batch_onnx_predictor_runs_larger_batches_in_chunks(run_dir, tmp_path):
-    path = export(run_dir, "onnx", out=tmp_path / "fixed.onnx").path
+def test_fixed_batch_onnx_predictor_runs_larger_batches_in_chunks(run_dir, exported):
+    path = exported["onnx"].path
     predictor = load_predictor(path)
     assert predictor.fixed_batch == 1
-    x = np.random.default_rng(4).normal(size=(3, 1, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(4).normal(size=(3, 1, SIZE, SIZE)).astype(np.float32)
     assert np.abs(predictor(x) - _torch_logits(run_dir, x)).max() <= 1e-4
     with pytest.raises(ValueError, match="backend 'torch' cannot run the ONNX file"):
         load_predictor(path, "torch")

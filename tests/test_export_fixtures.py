@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,19 @@ from PIL import Image
 from cnnlab.checkpoint import save_checkpoint
 
 CLASSES = (0, 1, 2)
-SIZE = 16
+SIZE = 32  # simple_cnn's own size (its adaptive pool is then the identity)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one thread: these models are tiny, and on a shared CPU extra threads only
+    wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def digits_images(classes=CLASSES) -> tuple[np.ndarray, np.ndarray]:
@@ -23,8 +36,8 @@ def digits_images(classes=CLASSES) -> tuple[np.ndarray, np.ndarray]:
     return (d.images[keep] * (255 / 16)).round().astype(np.uint8), d.target[keep]
 
 
-def make_run(run_dir: Path, steps: int = 30) -> Path:
-    """Train simple_cnn (1 channel, 16x16) on digits 0-2 for a few steps; save a run directory."""
+def make_run(run_dir: Path, steps: int = 20) -> Path:
+    """Train simple_cnn (1 channel, 32x32) on digits 0-2 for a few steps; save a run directory."""
     from cnnlab.data import to_float_normalized
     from cnnlab.data._convert import resize_uint8
     from cnnlab.models import create
@@ -39,7 +52,7 @@ def make_run(run_dir: Path, steps: int = 30) -> Path:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(steps):
-        idx = torch.randperm(len(xn), generator=g)[:64]
+        idx = torch.randperm(len(xn), generator=g)[:32]
         loss = torch.nn.functional.cross_entropy(model(xn[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
@@ -53,6 +66,23 @@ def make_run(run_dir: Path, steps: int = 30) -> Path:
     }
     save_checkpoint(run_dir / "best.safetensors", model.eval(), meta)
     return run_dir
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_run() -> Path:
+    """One trained run for the whole test session (export and predict tests share it)."""
+    if "run" not in _SHARED:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="cnnlab-test-run-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        with one_thread():
+            _SHARED["run"] = make_run(root / "run")
+    return _SHARED["run"]
 
 
 def write_digit_pngs(folder: Path, n: int = 12) -> list[tuple[Path, int]]:

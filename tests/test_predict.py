@@ -7,17 +7,23 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from test_export_fixtures import make_run, write_digit_pngs
+from test_export_fixtures import one_thread, shared_run, write_digit_pngs
 
 from cnnlab.cli import main
 from cnnlab.export import export
 from cnnlab.predict import collect_images, load_images, predict, softmax
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
-    run = make_run(root / "run")
+    run = shared_run()
     onnx_path = export(run, "onnx", dynamic_batch=True, out=root / "model.onnx").path
     images = write_digit_pngs(root / "images")
     return run, onnx_path, images

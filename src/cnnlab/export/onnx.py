@@ -3,7 +3,8 @@
 torch >= 2.5 offers two exporters: the TorchScript-based one (``dynamo=False``, ~2 s for a
 ResNet-18 here) and the ``torch.export``-based one (``dynamo=True``, the default since 2.9,
 ~10 s and needs onnxscript). The TorchScript one is used when present; the dynamo one is the
-fallback. Either way the graph is run in ONNX Runtime on a random batch and compared with the
+fallback (e.g. for an adaptive pooling that upsamples, which the TorchScript-based one cannot
+translate). Either way the graph is run in ONNX Runtime on a random batch and compared with the
 PyTorch model (max abs diff <= ``atol``) before anything is written.
 """
 
@@ -35,15 +36,18 @@ def _export_bytes(model: nn.Module, example: torch.Tensor, dynamic_batch: bool) 
         try:
             legacy = {"dynamo": False} if "dynamo" in params else {}
             axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
-            torch.onnx.export(model, (example,), buf, dynamic_axes=axes, **names, **legacy)
+            torch.onnx.export(
+                model, (example,), buf, dynamic_axes=axes, verbose=False, **names, **legacy
+            )
             return buf.getvalue()
         except Exception as legacy_error:  # legacy exporter removed or failing: try dynamo
             if "dynamo" not in params:
                 raise
             try:
                 shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+                names["opset_version"] = max(OPSET, 18)  # the dynamo exporter's lowest
                 program = torch.onnx.export(
-                    model, (example,), dynamo=True, dynamic_shapes=shapes, **names
+                    model, (example,), dynamo=True, dynamic_shapes=shapes, verbose=False, **names
                 )
             except Exception as exc:
                 raise RuntimeError(
