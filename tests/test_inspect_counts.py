@@ -362,3 +362,13 @@ def test_conv_counts_match_the_shape_formulas(groups, cin_per_group, cout_per_gr
         assert result.calls[0].rf == tuple(di * (ki - 1) + 1 for ki, di in zip(k, d))
         assert result.calls[0].jump == s
         assert result.calls[0].start == tuple(di * (ki - 1) / 2 - pi for ki, pi, di in zip(k, p, d))
+
+
+def test_multi_head_attention_is_counted():
+    # L = S = 4 tokens, batch 2, E = 8, 2 heads. Projections: q, k, v and output, each
+    # 2*4 tokens x 8 x 8 = 512 MACs -> 2048; scores and weighted values: 2 x (2*4*4*8) = 512.
+    # Softmax over 2 batches x 2 heads x 4 x 4 scores: 3 each = 192.
+    s = summary(nn.MultiheadAttention(8, 2, batch_first=True), [(2, 4, 8)] * 3)
+    assert s.totals.macs == 2048 + 512
+    assert s.totals.ops == 192
+    assert s.not_counted == {}

@@ -110,31 +110,32 @@ def test_zoo_summary(name):
     assert sum(r.macs for r in s.rows) == s.totals.macs
 
 
-# (model, options, thin input (1, C, H, W) whose H holds the central unit's field, RF in H).
-# The receptive field does not depend on widths, so MobileNetV2 runs at width_mult 0.25.
+# (model, options, layer, thin input (1, C, H, W) whose H holds the central unit's field, RF in
+# H). The receptive field does not depend on widths, so MobileNetV2 runs at width_mult 0.25;
+# AlexNet's adaptive pooling at a non-224 input is a resampling, so its features are measured.
 EMPIRICAL = [
-    ("torchvision:resnet18", {}, (1, 3, 448, 32), 435),
-    ("torchvision:resnet50", {}, (1, 3, 448, 32), 427),
-    ("simple_cnn_bn", {}, (1, 3, 64, 32), 14),
-    ("lenet5", {}, (1, 3, 64, 32), 16),
-    ("alexnet", {}, (1, 3, 256, 64), 195),
-    ("nin", {}, (1, 3, 224, 96), 195),
-    ("googlenet", {}, (1, 3, 416, 32), 379),
-    ("mobilenet_v2", {"width_mult": 0.25}, (1, 3, 512, 32), 491),
-    ("shufflenet_v1", {}, (1, 3, 576, 32), 527),
+    ("torchvision:resnet18", {}, None, (1, 3, 448, 32), 435),
+    ("torchvision:resnet50", {}, None, (1, 3, 448, 32), 427),
+    ("simple_cnn_bn", {}, None, (1, 3, 64, 32), 14),
+    ("lenet5", {}, None, (1, 3, 28, 28), 16),
+    ("alexnet", {}, "features", (1, 3, 256, 64), 195),
+    ("nin", {}, None, (1, 3, 224, 96), 195),
+    ("googlenet", {}, None, (1, 3, 416, 32), 379),
+    ("mobilenet_v2", {"width_mult": 0.25}, None, (1, 3, 512, 32), 491),
+    ("shufflenet_v1", {}, None, (1, 3, 576, 32), 527),
 ]
 
 
 @pytest.mark.parametrize(
-    "name, options, size, expected", EMPIRICAL, ids=[e[0] for e in EMPIRICAL]
+    "name, options, layer, size, expected", EMPIRICAL, ids=[e[0] for e in EMPIRICAL]
 )
-def test_analytic_receptive_field_equals_gradient_support(name, options, size, expected):
+def test_analytic_receptive_field_equals_gradient_support(name, options, layer, size, expected):
     if name.startswith("torchvision:"):
         net = _torchvision(name.split(":")[1])
     else:
         with torch.device("meta"):
             net = models.create(name, **options)
-    rf = receptive_field(net, size, dtype=torch.float32)
+    rf = receptive_field(net, size, layer=layer, dtype=torch.float32)
     assert not rf.clipped_dims[0], "the input must hold the whole field in H"
     assert rf.size[0] == rf.analytic_size[0] == expected
     assert rf.box[0] == rf.analytic_box[0]

@@ -144,3 +144,26 @@ def test_tied_weights_in_the_stand_in():
     net = nn.Sequential(conv, nn.ReLU(), conv)
     rf = receptive_field(net, (1, 1, 15, 15))
     assert rf.size == (5, 5) and rf.agrees
+
+
+class Gate(nn.Module):
+    """Squeeze-and-excitation: a global-average gate (N, C, 1, 1) multiplies the feature map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+
+
+def test_broadcast_gate_widens_every_unit_to_the_whole_map():
+    s = summary(Gate(), (1, 1, 12, 12))
+    row = s.calls[0]
+    # the gate sees the whole 12-pixel map (+1 pixel of field on each side): rf >= 14, a bound
+    assert row.rf[0] >= 14 and not row.rf_exact and row.jump == (1, 1)
+    assert "≤" in str(s)
+    rf = receptive_field(Gate(), (1, 1, 12, 12))
+    assert rf.box == ((0, 11), (0, 11)) and rf.agrees

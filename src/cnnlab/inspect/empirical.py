@@ -46,6 +46,9 @@ class ReceptiveField:
         input_size: spatial size of the input used.
         box: first and last input pixel of the gradient support, per spatial dimension.
         analytic_box: the analytic interval of the same unit (may extend past the border).
+        exact: False if the analytic numbers are a largest-over-positions bound (after a
+            broadcast gate, upsampling, non-dividing adaptive pooling): then only the size is
+            a bound and the box is approximate.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3))
@@ -59,6 +62,7 @@ class ReceptiveField:
     input_size: tuple[int, ...]
     box: tuple[tuple[int, int], ...]
     analytic_box: tuple[tuple[float, float], ...]
+    exact: bool = True
 
     @property
     def size(self) -> tuple[int, ...]:
@@ -85,8 +89,11 @@ class ReceptiveField:
     def agrees(self) -> bool:
         """Analytic and empirical agree: equal intervals in every unclipped dimension, and in a
         clipped one the support lies inside the analytic interval (pixels past the last window of
-        an unpadded layer may be unused, so a clipped support can be smaller).
+        an unpadded layer may be unused, so a clipped support can be smaller). For inexact
+        numbers, the analytic size must bound the support's size.
         """
+        if not self.exact:
+            return all(e <= a for e, a in zip(self.size, self.analytic_size))
         for (lo, hi), (a_lo, a_hi), clip in zip(self.box, self.analytic_box, self.clipped_dims):
             if (not clip and (lo, hi) != (a_lo, a_hi)) or (clip and not a_lo <= lo <= hi <= a_hi):
                 return False
@@ -295,4 +302,6 @@ def receptive_field(
         (start + u * jump - (rf - 1) / 2, start + u * jump + (rf - 1) / 2)
         for rf, jump, start, u in zip(row.rf, row.jump, row.start, unit)
     )
-    return ReceptiveField(row.name, unit, tuple(size[-n:]), tuple(box), analytic_box)
+    return ReceptiveField(
+        row.name, unit, tuple(size[-n:]), tuple(box), analytic_box, exact=row.rf_exact
+    )

@@ -114,6 +114,26 @@ def interpolate_macs(call: OpCall) -> int:
     return (16 if mode == "bicubic" else 2 ** (out.ndim - 2)) * out.numel()
 
 
+def mha_macs(call: OpCall) -> int:
+    """``F.multi_head_attention_forward(query (L, N, E), key (S, N, E), value, ...)``.
+
+    Projections: queries ``L*N*E*E``, keys and values ``2*S*N*E*E``, output ``L*N*E*E``; the
+    heads together compute ``N*L*S*E`` MACs of scores and ``N*L*S*E`` of weighted values.
+    """
+    q, k = call.inputs[:2]
+    length, batch, embed = q.shape[0], math.prod(q.shape[1:-1]), q.shape[-1]
+    source = k.shape[0]
+    projections = (2 * length + 2 * source) * batch * embed * embed
+    return projections + 2 * batch * length * source * embed
+
+
+def mha_ops(call: OpCall) -> int:
+    """The softmax over ``N * heads * L * S`` attention scores: 3 per score."""
+    q, k = call.inputs[:2]
+    heads = int(call.arg(4, "num_heads", 1))
+    return 3 * math.prod(q.shape[1:-1]) * heads * q.shape[0] * k.shape[0]
+
+
 def per_output(call: OpCall) -> int:
     """One operation per output element: activations, element-wise arithmetic, residual adds.
 
@@ -238,12 +258,14 @@ MACS: dict[str, CostFn] = {
     "bilinear": lambda c: _numel(c.output) * c.inputs[0].shape[-1] * c.inputs[1].shape[-1],
     **_names("matmul mm bmm addmm baddbmm addbmm", matmul_macs),
     "scaled_dot_product_attention": attention_macs,
+    "multi_head_attention_forward": mha_macs,
     **_names("interpolate upsample", interpolate_macs),
 }
 
 # {op name: other (element-wise) operations}. ``x += y`` is "add".
 OPS: dict[str, CostFn] = {
     "scaled_dot_product_attention": attention_ops,
+    "multi_head_attention_forward": mha_ops,
     "batch_norm": batch_norm_ops,
     **_names("layer_norm group_norm instance_norm rms_norm", norm_stats_ops),
     "local_response_norm": lrn_ops,

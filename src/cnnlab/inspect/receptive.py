@@ -89,8 +89,12 @@ def merge(parts: list[DimRF], size: int) -> DimRF:
         DimRF(size=4, rf=3, jump=2, start=1.0, exact=False)
     """
     lo, hi = min(p.lo for p in parts), max(p.hi for p in parts)
-    exact = all(p.exact for p in parts) and len({p.jump for p in parts}) == 1
-    return DimRF(size, _exact(hi - lo + 1), max(p.jump for p in parts), (lo + hi) / 2, exact)
+    # units are spaced like the full-size inputs; a broadcast (N, C, 1, 1) gate, e.g. squeeze-
+    # and-excitation, widens every unit's field to the gate's (the whole map) but has no spacing
+    full = [p for p in parts if p.size == size] or parts
+    exact = all(p.exact for p in parts) and len(full) == len(parts)
+    exact = exact and len({p.jump for p in full}) == 1
+    return DimRF(size, _exact(hi - lo + 1), max(p.jump for p in full), (lo + hi) / 2, exact)
 
 
 def _exact(value: float) -> float:

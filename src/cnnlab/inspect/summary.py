@@ -162,12 +162,12 @@ class Summary:
 
         "Last" is the last call to return, so a fully convolutional model's own output wins and a
         classifier's global pooling (spatial size 1) and head are skipped: for ResNet this is
-        ``layer4``, for VGG the output of ``avgpool`` (7 x 7 at 224 x 224 input). Maps whose
-        numbers are exact (units on a uniform grid) are preferred over bounds after resampling.
+        ``layer4``, for VGG the output of ``avgpool`` (7 x 7 at 224 x 224 input). If its numbers
+        are a bound (``rf_exact`` False, e.g. after a squeeze-and-excitation gate or resampling),
+        the table marks them with "≤".
         """
         candidates = [c for c in self.calls if c.rf is not None and c.sizes and max(c.sizes) > 1]
-        exact = [c for c in candidates if c.rf_exact]
-        return max(exact or candidates, key=lambda c: c.order, default=None)
+        return max(candidates, key=lambda c: c.order, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python view (JSON-ready) of the shown rows, totals and notes."""
