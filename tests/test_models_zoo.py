@@ -153,6 +153,8 @@ def test_bad_input_channels_and_rank(name: str) -> None:
         model(torch.zeros(2, 1, 32, 32))
     with pytest.raises(ValueError, match="4-D image batch"):
         model(torch.zeros(3, 32, 32))
+    with pytest.raises(ValueError, match=r"floating-point images, got dtype torch.uint8"):
+        model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
 
 
 def test_bad_constructor_arguments() -> None:
@@ -214,6 +216,8 @@ def test_googlenet_aux_outputs_in_training_only() -> None:
     x = torch.randn(2, 3, 64, 64)
     logits, aux2, aux1 = model.train()(x)
     assert logits.shape == aux2.shape == aux1.shape == (2, 10)
+    model.reset_classifier(3)
+    assert [t.shape for t in model(x)] == [(2, 3)] * 3
     with torch.no_grad():
         assert model.eval()(x).shape == (2, 10)
 

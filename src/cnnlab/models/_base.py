@@ -59,7 +59,7 @@ class ImageClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` for a wrong rank, channel count or too small an image.
+        """Raise ``ValueError`` for a wrong rank, channel count, dtype or too small an image.
 
         Only the shape is read (no data), so the check costs nothing next to the forward pass.
         """
@@ -76,6 +76,11 @@ class ImageClassifier(nn.Module):
                 f"{name} was built for in_channels={self.in_channels} but the input has "
                 f"{x.shape[1]} channels (shape {tuple(x.shape)}); build it with "
                 f"in_channels={x.shape[1]} or convert the images"
+            )
+        if not x.is_floating_point():
+            raise ValueError(
+                f"{name} expects floating-point images, got dtype {x.dtype}; convert them, "
+                "e.g. x.float() / 255 for uint8 pixels"
             )
         height, width = x.shape[-2], x.shape[-1]
         if height < self.min_input_size or width < self.min_input_size:

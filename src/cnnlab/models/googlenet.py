@@ -158,6 +158,20 @@ class GoogLeNet(ImageClassifier):
         x = self.dropout(torch.flatten(self.avgpool(x), 1))  # (B, 1024)
         return x if pre_logits else self.fc(x)
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final fc (and the auxiliary heads' last fc) for ``num_classes`` outputs.
+
+        Example:
+            >>> net = GoogLeNet(num_classes=10, aux_logits=True)
+            >>> net.reset_classifier(3)
+            >>> net.aux1.fc2.out_features
+            3
+        """
+        super().reset_classifier(num_classes)
+        for aux in (self.aux1, self.aux2):
+            if aux is not None:
+                aux.fc2 = nn.Linear(aux.fc2.in_features, num_classes).to(aux.fc2.weight.device)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:  # type: ignore[override]
         """Logits; in training mode with ``aux_logits`` a :class:`GoogLeNetOutputs` triple."""
         self.check_input(x)
