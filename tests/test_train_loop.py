@@ -114,7 +114,7 @@ def test_options_sgd_nesterov_smoothing_clip_bf16_nhwc_off(tmp_path):
     result = _tiny(tmp_path, epochs=1, optimizer="sgd", nesterov=True, lr=0.05,
                    label_smoothing=0.1, grad_clip=1.0, channels_last=False, precision="bf16",
                    schedule="cosine", warmup_epochs=0.5, augment="crop",
-                   model="simple_cnn_dropout", max_train_images=96)
+                   model="simple_cnn_bn", max_train_images=96)
     row = result.history[0]
     assert torch.isfinite(torch.tensor(row["train_loss"]))
     assert 0.0 <= row["val_acc"] <= 1.0
