@@ -84,3 +84,11 @@ def test_report_command(run_dir, tmp_path, capsys):
     html = out.read_text()
     assert "Confusion matrix" in html and "data:image/png;base64," in html
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_cli_kinds_match_the_library():
+    from cnnlab.cli.viz import RUN_KINDS
+    from cnnlab.viz.runs import IMAGE_FIGURES, RUN_FIGURES
+
+    assert tuple(RUN_KINDS) == RUN_FIGURES
+    assert set(IMAGE_FIGURES) <= set(RUN_KINDS)

@@ -66,7 +66,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--split", default=None, choices=("train", "val", "test"),
                        help="data split (default: the saved evaluation's, else test)")
         p.add_argument("--out", default=None, metavar="FILE",
-                       help="output .png, .svg or .pdf (default: RUN/figures/KIND.png)")
+                       help=f"output .png, .svg or .pdf (default: RUN/figures/{kind}.png)")
         p.set_defaults(func=run)
     for kind, text in EXPLAIN_KINDS.items():
         p = kinds.add_parser(kind, help=text, description=text)
