@@ -219,7 +219,7 @@ def test_googlenet_aux_outputs_in_training_only() -> None:
     model.reset_classifier(3)
     assert [t.shape for t in model(x)] == [(2, 3)] * 3
     with torch.no_grad():
-        assert model.eval()(x).shape == (2, 10)
+        assert model.eval()(x).shape == (2, 3)
 
 
 def _paper_macs(name: str, **options) -> tuple[int, int]:
