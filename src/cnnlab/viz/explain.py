@@ -242,6 +242,9 @@ def _grid(ax, values, pad, highlight, color, title, shown=None, kernel_marks=Non
         for c in range(cols):
             face = color if (r, c) in highlight else (PAD if pad[r, c] else "white")
             ax.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="black", lw=0.8))
+            if pad[r, c] and (r, c) in highlight:  # padding under the window: light hatching
+                ax.add_patch(Rectangle((c, r), 1, 1, fill=False, hatch="//", edgecolor="#a0a0a0",
+                                       lw=0))
             if shown is None or shown[r, c]:
                 ax.text(c + 0.5, r + 0.5, _fmt(values[r, c]), ha="center", va="center", fontsize=9)
             if kernel_marks and (r, c) in kernel_marks:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -53,16 +52,3 @@ def plot_filters(
     k = tuple(weight.shape[2:])
     title = f"{weight.shape[0]} filters, {weight.shape[1]} in-channel(s), {k[0]}x{k[1]}"
     return mosaic(cells, cell=0.8, cmap="bwr", suptitle=title)
-
-
-def filter_grid(weight: torch.Tensor) -> np.ndarray:
-    """All filters tiled into one (rows*kh, cols*kw) mean-over-channels array, for quick looks."""
-    w = weight.detach().cpu().float().mean(1)  # (out, kh, kw)
-    n, kh, kw = w.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    out = np.zeros((rows * kh, cols * kw), dtype=np.float32)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        out[r * kh : (r + 1) * kh, c * kw : (c + 1) * kw] = w[i].numpy()
-    return out
