@@ -402,23 +402,25 @@ def summary(
     device = torch.device(device) if device is not None else model_device
     args, kwargs = _as_inputs(input_size, device, dtype or model_dtype)
     kwargs.update(forward_kwargs)
-    recording = None
+    recording, how = None, "real forward pass"
     if not compute and device.type != "meta" and not _has_lazy(model):
         meta_args, meta_kwargs = _to_meta((args, kwargs))
         try:
             recording = record_forward(
                 model, meta_args, meta_kwargs, train=train, state=_meta_state(model)
             )
+            how = "shape-only pass on meta tensors (no arithmetic; compute=True runs a real one)"
         except ForwardError:
             recording = None  # needs real values: run for real below
     if recording is None:
         recording = record_forward(model, args, kwargs, train=train)
+        how = "real forward pass" if device.type != "meta" else "pass on the meta device"
 
     counts = count_params(model)
     first: set[int] = set()
     calls = [_to_row(c, counts.owned, counts.shared, first) for c in recording.records]
     inputs = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
-    notes = []
+    notes = [f"computed with one {how}, eval mode" if not train else f"computed with one {how}"]
     called = {c.name for c in recording.records}
     unused = {n: tf for n, tf in counts.owned.items() if n not in called and sum(tf)}
     if unused:
