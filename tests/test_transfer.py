@@ -232,9 +232,11 @@ def offline_hub(tmp_path, monkeypatch):
 
 
 def test_torchvision_source_offline_names_the_file_and_folder(offline_hub):
-    model = _tv_resnet18(num_classes=5)
+    from cnnlab.models import create
+
+    model = create("resnet18", num_classes=5)  # the architecture is recognised from the zoo
     with pytest.raises(FileNotFoundError) as info:
-        load_pretrained(model, "torchvision", arch="resnet18")
+        load_pretrained(model, "torchvision")
     message = str(info.value)
     assert "resnet18-f37072fd.pth" in message and str(offline_hub) in message
     assert "Offline, place the file" in message

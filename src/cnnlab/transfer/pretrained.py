@@ -124,10 +124,34 @@ def _model_arch(model: nn.Module, arch: str | None) -> str:
         value = getattr(model, attr, None)
         if isinstance(value, str) and value:
             return value
+    found = _zoo_name_of(model)
+    if found:
+        return found
     raise ValueError(
         f"pretrained 'torchvision' needs the architecture name of {type(model).__name__}; "
         "pass arch='resnet18' (the cnnlab/torchvision model name)"
     )
+
+
+def _zoo_name_of(model: nn.Module) -> str | None:
+    """The cnnlab zoo name (also a torchvision name) whose model has ``model``'s exact layout."""
+    from torchvision.models import list_models as tv_models
+
+    from cnnlab.models import create, list_models
+
+    signature = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    kwargs = {k: getattr(model, k) for k in ("num_classes", "in_channels") if hasattr(model, k)}
+    for name in sorted(set(list_models()) & set(tv_models())):
+        try:
+            with torch.device("meta"):  # no memory, no init cost
+                candidate = create(name, **kwargs)
+        except Exception:  # a family that cannot take these arguments
+            continue
+        if type(candidate) is type(model) and signature == [
+            (k, tuple(v.shape)) for k, v in candidate.state_dict().items()
+        ]:
+            return name
+    return None
 
 
 def _in_channels(target: dict[str, torch.Tensor]) -> tuple[str | None, int | None]:
