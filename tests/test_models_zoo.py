@@ -66,7 +66,7 @@ def test_every_issue_family_is_registered() -> None:
         "mobilenet_v2", "shufflenet_v1",
         *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")),
     }  # fmt: skip
-    assert set(list_models()) == expected
+    assert expected <= set(list_models())
 
 
 @pytest.mark.parametrize("channels,size", SIZES, ids=[f"{c}x{s}" for c, s in SIZES])
