@@ -48,7 +48,7 @@ class MobileNetV1(ImageClassifier):
     Args:
         num_classes: outputs.
         in_channels: image channels.
-        width_mult: the paper's width multiplier alpha (channels * alpha).
+        width_mult: the paper's width multiplier alpha (channels * alpha, rounded to 8s).
         dropout: dropout before the fc (0 as in the paper).
         small_input: stride-1 stem for 28-32 px images.
 
