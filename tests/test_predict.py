@@ -71,6 +71,9 @@ def test_pil_images_and_top_k_capped_at_class_count(trained):
     (result,) = predict(run, [pil], top_k=10, backend="torch")
     assert result.source == "<image 0>" and len(result.classes) == 3
     assert result.to_dict()["top_k"][0]["class"] == result.classes[0]
+    import cnnlab
+
+    assert cnnlab.predict(run, [pil], top_k=10, backend="torch") == [result]  # cnnlab.predict(...)
 
 
 def test_bad_inputs(trained, tmp_path):
