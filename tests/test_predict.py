@@ -11,7 +11,7 @@ from test_export_fixtures import one_thread, shared_run, write_digit_pngs
 
 from cnnlab.cli import main
 from cnnlab.export import export
-from cnnlab.predict import collect_images, load_images, predict, softmax
+from cnnlab.prediction import collect_images, load_images, predict, softmax
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -16,10 +16,11 @@ cheap.
 __version__ = "0.1.0"
 
 # ``cnnlab.evaluate(...)`` and ``cnnlab.predict(...)``: the Python API of the two commands,
-# imported on first use so that ``import cnnlab`` stays cheap.
+# imported on first use so that ``import cnnlab`` stays cheap. Their modules have other names
+# (cnnlab.prediction, cnnlab.train.evaluation) so that importing one never shadows a function.
 _LAZY_FUNCTIONS = {
-    "evaluate": ("cnnlab.train.evaluate", "evaluate"),
-    "predict": ("cnnlab.predict", "predict"),
+    "evaluate": ("cnnlab.train.evaluation", "evaluate"),
+    "predict": ("cnnlab.prediction", "predict"),
 }
 
 
@@ -29,8 +30,6 @@ def __getattr__(name: str):
 
         module_name, attr = _LAZY_FUNCTIONS[name]
         function = getattr(importlib.import_module(module_name), attr)
-        # Importing a submodule of the same name (cnnlab.predict) binds the module here; the
-        # function takes its place so that cnnlab.predict(...) keeps working afterwards.
-        globals()[name] = function
+        globals()[name] = function  # later look-ups skip __getattr__
         return function
     raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")

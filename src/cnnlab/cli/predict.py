@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``cnnlab predict``."""
     import warnings
 
-    from cnnlab.predict import predict
+    from cnnlab.prediction import predict
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

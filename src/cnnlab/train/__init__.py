@@ -16,14 +16,14 @@ from typing import Any
 
 _EXPORTS = {
     "PRESETS": "cnnlab.train.presets",
-    "EvalResult": "cnnlab.train.evaluate",
+    "EvalResult": "cnnlab.train.evaluation",
     "TrainConfig": "cnnlab.train.config",
     "TrainResult": "cnnlab.train.loop",
     "TrainingDiverged": "cnnlab.train._epoch",
     "build_config": "cnnlab.train.config",
-    "evaluate": "cnnlab.train.evaluate",
+    "evaluate": "cnnlab.train.evaluation",
     "fit": "cnnlab.train.loop",
-    "print_evaluation": "cnnlab.train.evaluate",
+    "print_evaluation": "cnnlab.train.evaluation",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -32,7 +32,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # the `evaluate` submodule must not shadow the function
+        globals()[name] = value
         return value
     raise AttributeError(f"module 'cnnlab.train' has no attribute {name!r}")
 

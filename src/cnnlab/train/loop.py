@@ -354,7 +354,7 @@ class _Run:
         if split is not None and history:
             available = self.bundle.splits() if hasattr(self.bundle, "splits") else {}
             if split in available and len(available[split]) > 0:
-                from cnnlab.train.evaluate import evaluate
+                from cnnlab.train.evaluation import evaluate
 
                 result.eval = evaluate(self.run_dir, split=split, data=self.bundle,
                                        device=str(self.device)).metrics

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
-import types
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -194,13 +192,3 @@ def predict(
             )
     return results
 
-
-class _CallableModule(types.ModuleType):
-    """Lets ``cnnlab.predict(...)`` call :func:`predict` although ``cnnlab.predict`` is this
-    module (a package attribute and its sub-module cannot have the same name otherwise)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[Prediction]:
-        return predict(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
