@@ -81,7 +81,8 @@ def _missing_message(key: str, data_dir: Path, folder: Path, missing: list[str])
     )
     return (
         f"dataset {key!r} not found: missing {what}. To fix: {how}; or let torchvision "
-        f"download it on a machine with network access (load_data(..., download=True)); "
+        f"download it on a machine with network access (cnnlab train --download, or "
+        f"load_data(..., download=True)); "
         f"or point data_dir (--data-dir) at the folder that holds "
         f"{folder.relative_to(data_dir)}/."
     )

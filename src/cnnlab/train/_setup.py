@@ -44,6 +44,8 @@ def load_bundle(cfg: TrainConfig) -> Any:
         "test_split": cfg.test_split,
         "seed": cfg.seed,
     }
+    if cfg.download:
+        kwargs["download"] = True
     for key, value in (
         ("data_dir", cfg.data_dir),
         ("cache_dir", cfg.cache_dir),
@@ -88,7 +90,11 @@ def build_model(cfg: TrainConfig, bundle: Any) -> ModelSetup:
     if cfg.pretrained:
         from cnnlab.transfer import load_pretrained
 
-        report = load_pretrained(model, cfg.pretrained)
+        # arch names the torchvision weights to fetch; class_names decide whether the head
+        # is kept (same classes) or replaced (a new task, even with the same class count).
+        report = load_pretrained(
+            model, cfg.pretrained, arch=cfg.model, class_names=bundle.class_names
+        )
         messages.append(report.summary())
         if report.normalization:  # the weights expect the statistics they were trained with
             mean, std = list(report.normalization["mean"]), list(report.normalization["std"])

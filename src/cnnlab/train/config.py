@@ -40,6 +40,7 @@ class TrainConfig:
     val_split: float = 0.1  # fraction of the training images held out for validation
     test_split: float = 0.1  # fraction held out for test where the source has no test set
     channels: int | None = None  # 1 or 3 to convert images (None: the source's own)
+    download: bool = False  # fetch mnist/fashion_mnist/cifar10/cifar100 via torchvision if absent
     max_train_images: int | None = None  # use only the first N (shuffled) training images
     augment: str = "auto"  # auto (per dataset) | none | crop | crop-flip | ... (data.build_augment)
 

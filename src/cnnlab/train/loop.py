@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,14 @@ def fit(
     run_dir = create_run_dir(cfg.out_dir, cfg.dataset, cfg.model, cfg.name)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     atomic_write_text(run_dir / "data.json", json.dumps(_data_json(bundle), indent=2))
-    return _Run(cfg, run_dir, bundle, printer, state=None).run()
+    try:
+        return _Run(cfg, run_dir, bundle, printer, state=None).run()
+    except BaseException:
+        # A run that stops before its first checkpoint (a bad --pretrained, a model that does
+        # not fit the data) holds nothing worth keeping: don't leave an empty run behind.
+        if not (run_dir / STATE_FILE).exists() and not any(run_dir.glob("*.safetensors")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _resume(run_dir: Path, data: Any, options: dict[str, Any]) -> TrainResult:
