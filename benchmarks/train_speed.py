@@ -46,7 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ARCHIVE = Path("/work/shared/data/cifar10-train-jpg.tar.gz")
+# ../shared/data beside the checkout (see ../shared/data/README.md); --archive to point elsewhere.
+ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpg.tar.gz"
 COURSE_BATCH, COURSE_LR = 64, 1e-3
 TARGET = 0.70
 
