@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from cnnlab.data import (
     PRESETS,
     Augment,
-    Normalize,
     Split,
     batches,
     build_augment,
@@ -65,11 +64,11 @@ def test_to_float_normalized_matches_formula():
     assert out.dtype == torch.float32 and torch.allclose(out, ref, atol=1e-5)
     cl = to_float_normalized(x, mean, std, channels_last=True)
     assert cl.is_contiguous(memory_format=torch.channels_last) and torch.allclose(cl, ref, atol=1e-5)
-    assert torch.allclose(Normalize(mean, std)(to_float(x)), ref, atol=1e-5)  # float [0, 1] input
+    assert torch.allclose(to_float_normalized(to_float(x), mean, std), ref, atol=1e-5)  # [0, 1]
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
         to_float_normalized(x, (0.5,), (0.5,))
     with pytest.raises(ValueError, match="std > 0"):
-        Normalize((0.5,), (0.0,))
+        to_float_normalized(x[:, :1], (0.5,), (0.0,))
 
 
 # --- augmentation --------------------------------------------------------------------------------

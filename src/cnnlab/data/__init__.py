@@ -14,7 +14,7 @@ import torch  # noqa: F401  (used by the docstring example)
 from cnnlab.data.augment import Augment
 from cnnlab.data.batches import batches, num_batches
 from cnnlab.data.bundle import DataBundle, Split, channel_stats
-from cnnlab.data.normalize import Normalize, to_float, to_float_normalized
+from cnnlab.data.normalize import to_float, to_float_normalized
 from cnnlab.data.presets import PRESETS, build_augment, default_augment_name
 from cnnlab.data.sources import SOURCES, load_data, split_pool
 
@@ -23,7 +23,6 @@ __all__ = [
     "SOURCES",
     "Augment",
     "DataBundle",
-    "Normalize",
     "Split",
     "batches",
     "build_augment",

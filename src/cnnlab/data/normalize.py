@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 
 def _scale_bias(
@@ -66,28 +65,3 @@ def to_float_normalized(
     y = x.to(torch.float32).mul_(scale) if x.dtype == torch.uint8 else x.float().mul(scale)
     y.add_(bias)  # (B, C, H, W) float32
     return y.contiguous(memory_format=torch.channels_last) if channels_last else y
-
-
-class Normalize(nn.Module):
-    """Module form of :func:`to_float_normalized`; accepts uint8 or [0, 1] float images.
-
-    Example:
-        >>> norm = Normalize((0.5,), (0.25,))
-        >>> norm(torch.zeros(1, 1, 2, 2, dtype=torch.uint8))[0, 0, 0, 0].item()
-        -2.0
-    """
-
-    def __init__(
-        self, mean: Sequence[float], std: Sequence[float], *, channels_last: bool = False
-    ) -> None:
-        super().__init__()
-        _scale_bias(mean, std, True, torch.device("cpu"))  # validate early
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self.channels_last = channels_last
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return to_float_normalized(x, self.mean, self.std, channels_last=self.channels_last)
-
-    def extra_repr(self) -> str:
-        return f"mean={self.mean}, std={self.std}, channels_last={self.channels_last}"
