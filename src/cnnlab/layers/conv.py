@@ -56,6 +56,17 @@ class _SameConvMixin:
 
     _n_dims: int
 
+    def _init_conv(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                   groups, bias, padding_mode) -> None:
+        """Check the arguments, then build the torch conv; "same" pads in :meth:`forward`."""
+        padding = _check_conv_args(self._n_dims, in_channels, out_channels, kernel_size, stride,
+                                   padding, dilation, groups, padding_mode)
+        # torch refuses "same" with stride > 1; we build with 0 and pad in forward instead
+        super().__init__(in_channels, out_channels, kernel_size, stride,  # type: ignore[call-arg]
+                         0 if padding == "same" else padding, dilation, groups, bias, padding_mode)
+        if padding == "same":
+            self.padding = "same"  # as torch's own "same" does
+
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, ndim=self._n_dims + 2, channels=self.in_channels,
                     layout=_LAYOUTS[self._n_dims])
@@ -109,13 +120,8 @@ class Conv2d(_SameConvMixin, nn.Conv2d):
         bias: bool = True,
         padding_mode: str = "zeros",
     ) -> None:
-        padding = _check_conv_args(2, in_channels, out_channels, kernel_size, stride, padding,
-                                   dilation, groups, padding_mode)
-        # torch refuses "same" with stride > 1; we build with 0 and pad in forward instead
-        super().__init__(in_channels, out_channels, kernel_size, stride,
-                         0 if padding == "same" else padding, dilation, groups, bias, padding_mode)
-        if padding == "same":
-            self.padding = "same"  # type: ignore[assignment]  # as torch's own "same" does
+        self._init_conv(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                        groups, bias, padding_mode)
 
 
 class Conv3d(_SameConvMixin, nn.Conv3d):
@@ -140,12 +146,8 @@ class Conv3d(_SameConvMixin, nn.Conv3d):
         bias: bool = True,
         padding_mode: str = "zeros",
     ) -> None:
-        padding = _check_conv_args(3, in_channels, out_channels, kernel_size, stride, padding,
-                                   dilation, groups, padding_mode)
-        super().__init__(in_channels, out_channels, kernel_size, stride,
-                         0 if padding == "same" else padding, dilation, groups, bias, padding_mode)
-        if padding == "same":
-            self.padding = "same"  # type: ignore[assignment]
+        self._init_conv(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                        groups, bias, padding_mode)
 
 
 class DilatedConv2d(Conv2d):
