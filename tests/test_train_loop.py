@@ -157,6 +157,12 @@ def test_pretrained_frozen_backbone_then_gradual_unfreezing(tmp_path, run):
     assert backbone and all(torch.equal(source[k], after[k]) for k in backbone)
     assert not torch.equal(source["classifier.fc2.weight"], after["classifier.fc2.weight"])
 
+    # no image_size given: the input size the source run was trained at (TINY's 8), not 32
+    default = _tiny(tmp_path, epochs=1, pretrained=str(run.run_dir), image_size=None,
+                    freeze="backbone", eval_split=None)
+    assert yaml.safe_load((default.run_dir / "config.yaml").read_text())["image_size"] is None
+    assert read_checkpoint(default.run_dir / "last.safetensors")[1]["input_size"] == [1, 8, 8]
+
     thawed = _tiny(tmp_path, epochs=2, pretrained=str(run.run_dir), freeze="backbone",
                    unfreeze_at=2, backbone_lr=1e-3, eval_split=None)
     after2, _ = read_checkpoint(thawed.run_dir / "last.safetensors")

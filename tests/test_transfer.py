@@ -183,6 +183,28 @@ def test_cnnlab_checkpoint_and_run_directory_sources(tmp_path):
     assert len(report.loaded) == 2
 
 
+def test_pretrained_image_size_per_source(tmp_path):
+    from safetensors.torch import save_file
+
+    from cnnlab.transfer._sources import pretrained_image_size
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3))
+    save_checkpoint(tmp_path / "run" / "best.safetensors", net, {"input_size": [1, 16, 16]})
+    save_checkpoint(tmp_path / "wide.safetensors", net, {"input_size": [1, 16, 24]})
+    torch.save(net.state_dict(), tmp_path / "plain.pth")
+    save_file(net.state_dict(), str(tmp_path / "plain.safetensors"))
+    (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
+    assert pretrained_image_size("torchvision") == pretrained_image_size("torchvision:V2") == 224
+    assert pretrained_image_size(tmp_path / "run") == 16  # a cnnlab run: its training size
+    assert pretrained_image_size(tmp_path / "run" / "best.safetensors") == 16
+    assert pretrained_image_size(tmp_path / "plain.pth") == 224  # bare state dicts: ImageNet
+    assert pretrained_image_size(tmp_path / "plain.safetensors") == 224
+    assert pretrained_image_size(tmp_path / "wide.safetensors") is None  # not square
+    assert pretrained_image_size(tmp_path / "broken.safetensors") is None  # reported later
+    assert pretrained_image_size(tmp_path / "missing.pth") is None
+    assert pretrained_image_size(tmp_path / "empty-dir-is-no-run") is None
+
+
 def test_a_fitting_head_is_replaced_when_the_classes_differ(tmp_path):
     def net():
         m = nn.Sequential()

@@ -35,10 +35,12 @@ def load_bundle(cfg: TrainConfig) -> Any:
     from cnnlab.data import load_data
 
     image_size = cfg.image_size
-    if image_size is None and cfg.pretrained and str(cfg.pretrained).startswith("torchvision"):
-        from cnnlab.transfer import IMAGENET_SIZE
+    if image_size is None and cfg.pretrained:
+        from cnnlab.transfer._sources import pretrained_image_size
 
-        image_size = IMAGENET_SIZE  # ImageNet weights expect their training resolution
+        # The weights expect the resolution they were trained at: 224 for ImageNet weights,
+        # a cnnlab run's own size (--image-size sets another).
+        image_size = pretrained_image_size(cfg.pretrained)
     kwargs: dict[str, Any] = {
         "val_split": cfg.val_split,
         "test_split": cfg.test_split,
@@ -96,6 +98,10 @@ def build_model(cfg: TrainConfig, bundle: Any) -> ModelSetup:
             model, cfg.pretrained, arch=cfg.model, class_names=bundle.class_names
         )
         messages.append(report.summary())
+        expected = (report.input_size or [])[1:]
+        if cfg.image_size is None and expected == list(bundle.image_size):
+            size = "x".join(str(v) for v in expected)
+            messages.append(f"input size {size}, as the pretrained weights expect (--image-size)")
         if report.normalization:  # the weights expect the statistics they were trained with
             mean, std = list(report.normalization["mean"]), list(report.normalization["std"])
             messages.append(f"normalization from the pretrained weights: mean {mean} std {std}")

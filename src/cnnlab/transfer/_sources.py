@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,43 @@ def load_local_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
         ) from None
     return _unwrap(obj, path), {}
+
+
+def pretrained_image_size(source: str | os.PathLike) -> int | None:
+    """Side of the square input the weights in ``source`` expect, read without loading them.
+
+    torchvision's ImageNet weights expect 224, and so do bare state dicts (``.pth``, or a
+    ``.safetensors`` without cnnlab metadata), which :func:`load_pretrained` takes for
+    torchvision's ImageNet files; a cnnlab run or checkpoint expects the size it was trained at
+    (from its metadata). None when it cannot be told: a missing or unreadable source (which
+    ``load_pretrained`` then reports), or a run trained on non-square images.
+
+    Example:
+        >>> pretrained_image_size("torchvision")
+        224
+        >>> pretrained_image_size("no/such/run") is None
+        True
+    """
+    from cnnlab.checkpoint import resolve_checkpoint
+
+    text = os.fspath(source)
+    if text == "torchvision" or text.startswith("torchvision:"):
+        return IMAGENET_SIZE
+    try:
+        path = resolve_checkpoint(text) if Path(text).is_dir() else Path(text)
+        if not path.is_file():
+            return None
+        if path.suffix != ".safetensors":
+            return IMAGENET_SIZE
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+        if "cnnlab" not in header:
+            return IMAGENET_SIZE
+        size = json.loads(header["cnnlab"]).get("input_size")
+    except Exception:  # unreadable: load_pretrained raises the clear error for it
+        return None
+    if isinstance(size, list) and len(size) == 3 and size[1] == size[2]:
+        return int(size[1])
+    return None
