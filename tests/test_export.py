@@ -114,6 +114,17 @@ def test_backends_give_the_same_logits(run_dir):
     assert physical_cores() >= 1
 
 
+def test_auto_backend_without_onnxruntime_is_channels_last(run_dir, monkeypatch):
+    import cnnlab.export.backends as backends
+
+    monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
+    predictor = load_predictor(run_dir, "auto")
+    assert isinstance(predictor, TorchPredictor) and predictor.backend == "channels_last"
+    assert backends.default_backend() == "channels_last"
+    x = np.random.default_rng(4).normal(size=(2, 1, SIZE, SIZE)).astype(np.float32)
+    assert np.abs(predictor(x) - _torch_logits(run_dir, x)).max() <= 1e-4
+
+
 def test_fixed_batch_onnx_predictor_runs_larger_batches_in_chunks(run_dir, exported):
     path = exported["onnx"].path
     predictor = load_predictor(path)
@@ -139,3 +150,21 @@ def test_cli_export(run_dir, tmp_path, capsys):
     assert f"exported onnx to {out}" in text and "max abs difference" in text
     assert main(["export", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_missing_onnx_packages_give_one_line_errors_with_the_install_command(
+    run_dir, exported, monkeypatch, capsys
+):
+    for name in ("onnx", "onnxruntime"):
+        monkeypatch.setitem(__import__("sys").modules, name, None)  # import now fails
+    hint = "pip install 'cnnlab[export]'"
+    assert main(["export", str(run_dir), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "ONNX export needs onnx, onnxruntime, which are not installed" in err and hint in err
+    assert "Traceback" not in err
+    assert main(["predict", str(exported["onnx"].path), str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "running an ONNX model needs onnxruntime" in err and hint in err
+    # a run directory still predicts: auto falls back to PyTorch (channels_last)
+    assert isinstance(load_predictor(run_dir, "auto"), TorchPredictor)
+    assert load_predictor(run_dir, "auto").backend == "channels_last"

@@ -147,8 +147,8 @@ def predict(
             :class:`cnnlab.export.Predictor` (reused across calls).
         images: image files, folders (searched recursively) and/or PIL images.
         top_k: how many classes to report per image (capped at the class count).
-        backend: ``"auto"`` (ONNX Runtime when installed), ``"torch"``, ``"channels_last"``
-            or ``"onnx"``.
+        backend: ``"auto"`` (ONNX Runtime when installed, else channels_last), ``"torch"``,
+            ``"channels_last"`` or ``"onnx"``.
         batch_size: images per forward pass.
 
     Returns:

@@ -14,14 +14,22 @@ import sys
 from collections.abc import Sequence
 
 from cnnlab import __version__
+from cnnlab._deps import MissingDependencyError
 
 # Sub-command modules, in the order ``cnnlab --help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "train", "evaluate", "predict", "export", "shape", "summary", "models", "viz", "report"
 )
 
-# Mistakes a user can make (bad flag values, missing files): printed as one clear line, exit 2.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+# Mistakes a user can make (bad flag values, missing files, an optional package not installed):
+# printed as one clear line, exit 2.
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    MissingDependencyError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--backend",
         default="auto",
         choices=("auto", "torch", "channels_last", "onnx"),
-        help="inference engine; auto = ONNX Runtime when installed, else torch (default: auto)",
+        help=(
+            "inference engine; auto = ONNX Runtime when installed (pip install "
+            "'cnnlab[export]'), else torch with channels_last (default: auto)"
+        ),
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     parser.set_defaults(func=run)

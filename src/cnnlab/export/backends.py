@@ -6,8 +6,8 @@
   and one intra-op thread per physical core (hyper-threads share a core's vector units, so
   more threads than cores only adds contention).
 
-``auto`` picks ONNX Runtime when it is installed (measured in ``benchmarks/inference_speed.py``
-as the fastest CPU path), else PyTorch.
+``auto`` picks the fastest one installed, as ``benchmarks/inference_speed.py`` measures them on
+CPU: ONNX Runtime, else PyTorch with channels_last.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab._deps import require
 from cnnlab._validate import check_choice
 
 BACKENDS = ("auto", "torch", "channels_last", "onnx")
@@ -53,6 +54,17 @@ def physical_cores() -> int:
 def onnxruntime_available() -> bool:
     """True when the ``onnxruntime`` package can be imported."""
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+def default_backend() -> str:
+    """The backend ``"auto"`` stands for: ``"onnx"`` with onnxruntime installed, else
+    ``"channels_last"``.
+
+    Example:
+        >>> default_backend() in ("onnx", "channels_last")
+        True
+    """
+    return "onnx" if onnxruntime_available() else "channels_last"
 
 
 class Predictor:
@@ -123,6 +135,7 @@ class OnnxPredictor(Predictor):
         *,
         threads: int | None = None,
     ) -> None:
+        require("running an ONNX model", ["onnxruntime"], "export")
         import onnxruntime as ort
 
         from cnnlab.export._meta import from_props
@@ -188,7 +201,7 @@ def load_predictor(source: str | os.PathLike, backend: str = "auto") -> Predicto
 
     Args:
         source: ``runs/NAME``, a ``.safetensors`` checkpoint, or an exported ``.onnx`` file.
-        backend: ``"auto"`` (ONNX Runtime when installed, else torch), ``"torch"``,
+        backend: ``"auto"`` (ONNX Runtime when installed, else channels_last), ``"torch"``,
             ``"channels_last"`` or ``"onnx"``. For a run, ``onnx`` exports it (verified
             against PyTorch, cached in ``RUN/export/``) the first time.
 
@@ -199,16 +212,14 @@ def load_predictor(source: str | os.PathLike, backend: str = "auto") -> Predicto
     """
     check_choice("backend", backend, BACKENDS)
     path = Path(source)
-    if backend == "auto":
-        backend = "onnx" if onnxruntime_available() else "torch"
+    if backend == "auto":  # an .onnx file has one engine; a run runs on the fastest installed
+        backend = "onnx" if path.suffix == ".onnx" else default_backend()
     if path.suffix == ".onnx":
         if backend != "onnx":
             raise ValueError(
                 f"backend {backend!r} cannot run the ONNX file {str(path)!r}; use backend "
                 "'onnx' or 'auto', or pass the run directory"
             )
-        if not onnxruntime_available():
-            raise ValueError("running an .onnx file needs onnxruntime: pip install onnxruntime")
         return OnnxPredictor(path)
     from cnnlab.checkpoint import load_model, resolve_checkpoint
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab._deps import require
 from cnnlab.export._meta import to_props
 
 OPSET = 17  # supported by onnxruntime >= 1.14 and by both exporters
@@ -108,6 +109,7 @@ def export_onnx(
 
     Raises:
         RuntimeError: when ONNX Runtime's output differs from PyTorch's by more than ``atol``.
+        MissingDependencyError: without the ``onnx`` and ``onnxruntime`` packages.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.LazyLinear(2))
@@ -118,6 +120,7 @@ def export_onnx(
         >>> diff <= 1e-4
         True
     """
+    require("ONNX export", ["onnx", "onnxruntime"], "export")
     model = model.cpu().eval()
     c, h, w = meta["input_size"]
     gen = torch.Generator().manual_seed(0)
