@@ -2,13 +2,20 @@
 
 Baseline (ratio 1.0): torchvision's resnet18 in eager mode at the same batch size. cnnlab's
 resnet18 (224x224) and simple_cnn (32x32) run through cnnlab's own predictor classes (what
-``cnnlab predict`` uses). simple_cnn rows are also compared with simple_cnn eager.
+``cnnlab predict`` uses); torch.compile is inductor with ``freezing`` (weights folded in as
+constants: batch norm folded into the convolutions, weights pre-packed for oneDNN), one static
+graph per batch size. simple_cnn rows are compared with simple_cnn eager.
 
-Method: random normalized inputs; per (model, batch) every method gets ``--warmup`` untimed
-calls (for torch.compile these include compilation), then ``--repeats`` rounds in which each
-method is timed once in turn (so load changes on a shared machine hit all methods alike);
-images/s = batch / median seconds per call. Everything runs in this one process on the same
-inputs.
+Method: random normalized inputs, the same for every method; each method gets ``--warmup``
+untimed calls (for torch.compile these include compilation, whose time is printed). Then
+``--repeats`` rounds; in each round every method is timed once, in an order rotated from round
+to round, so load changes on a shared machine hit all methods alike. One timing is as many
+back-to-back calls as fill ``--min-sample`` seconds (at least one), after ``--gap`` idle seconds
+so the worker threads one engine leaves spinning do not slow the next. images/s = batch / median
+seconds per call; the range is min..max over the rounds. Everything runs in this one process.
+
+The row "cnnlab resnet18 eager" runs the same network on the same engine as the baseline: its
+ratio is a check of the timing noise, and anything but ~1.00 means the run was disturbed.
 
     python benchmarks/inference_speed.py [--skip-compile] [--repeats 7] [--batches 1 64]
 """
@@ -16,7 +23,8 @@ inputs.
 from __future__ import annotations
 
 import argparse
-import platform
+import copy
+import math
 import statistics
 import time
 import warnings
@@ -25,34 +33,59 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torchvision
+from _machine import cpu_description
 
-from cnnlab.export.backends import OnnxPredictor, TorchPredictor, physical_cores
+from cnnlab.export.backends import (
+    OnnxPredictor,
+    TorchPredictor,
+    onnxruntime_available,
+    physical_cores,
+)
 from cnnlab.export.onnx import export_onnx
 from cnnlab.models import create
 
+BASELINE = "torchvision resnet18|eager (baseline)"
 
-def time_round_robin(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, float]:
-    """Median seconds per call of each function, timed in turns.
 
-    Every function gets ``warmup`` untimed calls; then each round times one call of every
-    function in turn, so a change of machine load during the run hits all methods alike.
+def time_rotated(
+    fns: dict[str, Callable[[], object]],
+    warmup: int,
+    repeats: int,
+    min_sample: float,
+    gap: float,
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Seconds per call of each function, one sample per round, in rotated order.
+
+    Returns ``(samples, first_call)``: per function the ``repeats`` seconds-per-call samples,
+    and the seconds its first warm-up call took (compilation, for a compiled model).
     """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    inner: dict[str, int] = {}
+    first_call: dict[str, float] = {}
+    for name, fn in fns.items():
+        last = 0.0
+        for i in range(max(1, warmup)):
             t0 = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+            last = time.perf_counter() - t0
+            if i == 0:
+                first_call[name] = last
+        inner[name] = max(1, math.ceil(min_sample / max(last, 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn, n = fns[name], inner[name]
+            time.sleep(gap)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / n)
+    return samples, first_call
 
 
 def compiled_predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    compiled = torch.compile(model.eval())
+    """torch.compile for inference: static shapes (one graph per batch size), frozen weights."""
+    compiled = torch.compile(model.eval(), dynamic=False)
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -64,6 +97,7 @@ def compiled_predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndar
 def methods_for(
     name: str, model: torch.nn.Module, size: int, skip_compile: bool
 ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """cnnlab's ways to run ``model``, each on its own copy (channels_last converts in place)."""
     channels = 3
     meta = {
         "class_names": [str(i) for i in range(model.num_classes)],
@@ -76,16 +110,17 @@ def methods_for(
         f"  {name}: ONNX export + check {time.perf_counter() - t0:.1f} s, max abs diff {diff:.1e}"
     )
     out = {
-        "eager": TorchPredictor(model, meta),
-        "channels_last": TorchPredictor(model, meta, channels_last=True),
+        "eager": TorchPredictor(copy.deepcopy(model), meta),
+        "channels_last": TorchPredictor(copy.deepcopy(model), meta, channels_last=True),
         "onnxruntime": OnnxPredictor(data, meta),
     }
     if not skip_compile:
-        out["torch.compile"] = compiled_predictor(model)
-    # TorchPredictor(channels_last) converted the shared model in place; give eager its own copy
-    out["eager"] = TorchPredictor(create(name, num_classes=model.num_classes), meta)
-    out["eager"].model.load_state_dict(model.state_dict())
+        out["torch.compile"] = compiled_predictor(copy.deepcopy(model))
     return out
+
+
+def fmt_rate(ips: float) -> str:
+    return f"{ips:,.1f}" if ips < 1000 else f"{ips:,.0f}"
 
 
 def main() -> None:
@@ -93,6 +128,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-sample", type=float, default=0.2, help="seconds per timing")
+    parser.add_argument("--gap", type=float, default=0.05, help="idle seconds before a timing")
     parser.add_argument("--skip-compile", action="store_true", help="leave out torch.compile")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
@@ -101,17 +138,22 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.skip_compile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
     import onnxruntime as ort
 
+    print(f"CPU: {cpu_description()}; physical cores {physical_cores()}")
     print(
-        f"CPU: {platform.processor() or platform.machine()}, physical cores {physical_cores()}, "
-        f"torch threads {torch.get_num_threads()}; torch {torch.__version__}, torchvision "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), torchvision "
         f"{torchvision.__version__}, onnxruntime {ort.__version__} (intra-op threads = physical "
-        f"cores, ORT_ENABLE_ALL)"
+        f"cores, ORT_ENABLE_ALL); fp32 throughout"
     )
     print(
-        f"method: {args.warmup} warmup calls each, then {args.repeats} rounds timing every "
-        "method once in turn; images/s = batch / median seconds per call"
+        f"method: {args.warmup} warm-up calls each, then {args.repeats} rounds timing every "
+        f"method once in rotated order (>= {args.min_sample} s of back-to-back calls after "
+        f"{args.gap} s idle); images/s = batch / median seconds per call"
     )
     torch.manual_seed(0)
     baseline = torchvision.models.resnet18().eval()
@@ -119,7 +161,7 @@ def main() -> None:
         "resnet18": (create("resnet18", num_classes=1000).eval(), 224),
         "simple_cnn": (create("simple_cnn", num_classes=10).eval(), 32),
     }
-    rows = []
+    rows = []  # (model, method, batch, median img/s, min img/s, max img/s)
     rng = np.random.default_rng(0)
     for name, (model, size) in models.items():
         methods = methods_for(name, model, size, args.skip_compile)
@@ -128,34 +170,50 @@ def main() -> None:
             fns = {f"cnnlab {name}|{m}": (lambda fn=fn, x=x: fn(x)) for m, fn in methods.items()}
             if name == "resnet18":
                 base = TorchPredictor(baseline, {"input_size": [3, size, size]})
-                fns = {"torchvision resnet18|eager (baseline)": lambda b=base, x=x: b(x), **fns}
-            medians = time_round_robin(fns, args.warmup, args.repeats)
-            for key, med in medians.items():
+                fns = {BASELINE: lambda b=base, x=x: b(x), **fns}
+            samples, first = time_rotated(fns, args.warmup, args.repeats, args.min_sample, args.gap)
+            for key, secs in samples.items():
                 model_name, method = key.split("|")
-                rows.append((model_name, method, batch, batch / med))
-                print(f"  {key:<36} batch {batch:>3}: {batch / med:9.1f} images/s", flush=True)
+                ips = batch / statistics.median(secs)
+                lo, hi = batch / max(secs), batch / min(secs)
+                rows.append((model_name, method, batch, ips, lo, hi))
+                extra = f"  (first call {first[key]:.1f} s)" if "compile" in method else ""
+                print(
+                    f"  {key:<36} batch {batch:>3}: {fmt_rate(ips):>9} images/s "
+                    f"(range {fmt_rate(lo)}..{fmt_rate(hi)}){extra}",
+                    flush=True,
+                )
     print()
     print(
-        "| model | method | batch | images/s | vs torchvision resnet18 eager "
+        "| model | method | batch | images/s | range | vs torchvision resnet18 eager "
         "| vs same model eager |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for model, method, batch, ips in rows:
-        base = next(r[3] for r in rows if r[0] == "torchvision resnet18" and r[2] == batch)
-        own = next(
-            (r[3] for r in rows if r[0] == model and r[1].startswith("eager") and r[2] == batch),
-            ips,
-        )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+
+    def rate(model: str, method: str, batch: int) -> float:
+        return next(r[3] for r in rows if (r[0], r[1], r[2]) == (model, method, batch))
+
+    for model, method, batch, ips, lo, hi in rows:
+        base = rate(*BASELINE.split("|"), batch)
+        own = rate(model, "eager", batch) if model.startswith("cnnlab") else ips
         vs_base = f"{ips / base:.2f}x" if "resnet18" in model else "-"
-        print(f"| {model} | {method} | {batch} | {ips:,.1f} | {vs_base} | {ips / own:.2f}x |")
-    best = max(
-        (r for r in rows if r[0] == "cnnlab resnet18" and r[2] == max(args.batches)),
-        key=lambda r: r[3],
-    )
-    base = next(r[3] for r in rows if r[0] == "torchvision resnet18" and r[2] == max(args.batches))
+        print(
+            f"| {model} | {method} | {batch} | {fmt_rate(ips)} | {fmt_rate(lo)}..{fmt_rate(hi)} "
+            f"| {vs_base} | {ips / own:.2f}x |"
+        )
+    top = max(args.batches)
+    base = rate(*BASELINE.split("|"), top)
+    noise = rate("cnnlab resnet18", "eager", top) / base
+    best = max((r for r in rows if r[0] == "cnnlab resnet18" and r[2] == top), key=lambda r: r[3])
+    default = "onnxruntime" if onnxruntime_available() else "channels_last"
     print(
-        f"\nfastest cnnlab resnet18 path at batch {best[2]}: {best[1]}, "
-        f"{best[3] / base:.2f}x torchvision resnet18 eager (target >= 2x)"
+        f"\ncheck: cnnlab resnet18 eager / torchvision resnet18 eager at batch {top} = "
+        f"{noise:.2f} (the same network on the same engine; far from 1.00 means a disturbed run)"
+    )
+    print(
+        f"fastest cnnlab resnet18 path at batch {top}: {best[1]}, {best[3] / base:.2f}x "
+        f"torchvision resnet18 eager (target >= 2x); cnnlab predict's default here: {default} "
+        f"({rate('cnnlab resnet18', default, top) / base:.2f}x)"
     )
 
 
