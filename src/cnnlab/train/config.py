@@ -36,7 +36,7 @@ class TrainConfig:
     dataset: str = "digits"  # digits | mnist | fashion_mnist | cifar10 | cifar100 | folder:PATH
     data_dir: str | None = None  # root of on-disk datasets (None: the data package's default)
     cache_dir: str | None = None  # where decoded uint8 tensor caches live (None: default)
-    image_size: int | None = None  # side of the square input, pixels (None: the dataset's own)
+    image_size: int | None = None  # square side, pixels (None: as --pretrained expects / the data)
     val_split: float = 0.1  # fraction of the training images held out for validation
     test_split: float = 0.1  # fraction held out for test where the source has no test set
     channels: int | None = None  # 1 or 3 to convert images (None: the source's own)
@@ -54,7 +54,7 @@ class TrainConfig:
     unfreeze_at: int | None = None  # epoch (1-based) at which frozen layers start training
     head_lr: float | None = None  # learning rate of the head (None: lr)
     backbone_lr: float | None = None  # learning rate of the backbone (None: lr)
-    freeze_bn: bool = False  # keep batch-norm running statistics of frozen layers fixed
+    freeze_bn: bool = False  # every batch-norm layer keeps its loaded running statistics
 
     # --- optimization -------------------------------------------------------------------------
     epochs: int = 12  # passes over the training split
