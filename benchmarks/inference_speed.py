@@ -15,7 +15,10 @@ so the worker threads one engine leaves spinning do not slow the next. images/s 
 seconds per call; the range is min..max over the rounds. Everything runs in this one process.
 
 The row "cnnlab resnet18 eager" runs the same network on the same engine as the baseline: its
-ratio is a check of the timing noise, and anything but ~1.00 means the run was disturbed.
+ratio is a check of the timing noise, and anything but ~1.00 means the run was disturbed. Last,
+one 4096x4096 fp32 matrix product is timed as the ceiling of dense fp32 arithmetic on these
+cores, and the fastest resnet18 path's GFLOP/s (2 x MACs from ``cnnlab.inspect.summary``) is
+given as a fraction of it.
 
     python benchmarks/inference_speed.py [--skip-compile] [--repeats 7] [--batches 1 64]
 """
@@ -42,6 +45,7 @@ from cnnlab.export.backends import (
     physical_cores,
 )
 from cnnlab.export.onnx import export_onnx
+from cnnlab.inspect import summary
 from cnnlab.models import create
 
 BASELINE = "torchvision resnet18|eager (baseline)"
@@ -81,6 +85,21 @@ def time_rotated(
                 fn()
             samples[name].append((time.perf_counter() - t0) / n)
     return samples, first_call
+
+
+def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of one n x n matrix product (torch.mm: MKL or oneDNN), median of repeats.
+
+    What these cores sustain on the densest fp32 work there is: a ceiling for any fp32 engine.
+    """
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def compiled_predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -205,6 +224,9 @@ def main() -> None:
     base = rate(*BASELINE.split("|"), top)
     noise = rate("cnnlab resnet18", "eager", top) / base
     best = max((r for r in rows if r[0] == "cnnlab resnet18" and r[2] == top), key=lambda r: r[3])
+    macs = summary(models["resnet18"][0], (1, 3, 224, 224)).totals.macs
+    ceiling = matmul_gflops()
+    reached = best[3] * 2 * macs / 1e9
     default = "onnxruntime" if onnxruntime_available() else "channels_last"
     print(
         f"\ncheck: cnnlab resnet18 eager / torchvision resnet18 eager at batch {top} = "
@@ -214,6 +236,12 @@ def main() -> None:
         f"fastest cnnlab resnet18 path at batch {top}: {best[1]}, {best[3] / base:.2f}x "
         f"torchvision resnet18 eager (target >= 2x); cnnlab predict's default here: {default} "
         f"({rate('cnnlab resnet18', default, top) / base:.2f}x)"
+    )
+    print(
+        f"fp32 ceiling: one 4096x4096 matrix product runs at {ceiling:.0f} GFLOP/s on these "
+        f"cores; resnet18 is {macs / 1e9:.2f} GMACs per 224x224 image, so {best[1]} at batch "
+        f"{top} sustains {reached:.0f} GFLOP/s = {reached / ceiling:.0%} of it, the baseline "
+        f"{base * 2 * macs / 1e9:.0f} GFLOP/s = {base * 2 * macs / 1e9 / ceiling:.0%}"
     )
 
 

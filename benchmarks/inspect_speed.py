@@ -22,7 +22,6 @@ report the median and minimum seconds per call and the ratios torchinfo / cnnlab
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from collections.abc import Callable
 import torch
 import torchinfo
 import torchvision
+from _machine import cpu_description
 
 from cnnlab.inspect import summary
 
@@ -82,7 +82,7 @@ def main() -> None:
     ours = summary(model, shape)
     real = summary(model, shape, compute=True)
     info = torchinfo.summary(model, shape, verbose=0, col_names=TORCHINFO_ALL)
-    host = platform.processor() or platform.machine()
+    host = cpu_description()
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {host}, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
     print(f"resnet50, input {shape}, CPU; {args.warmup} warm-up rounds, {args.repeats} timed "

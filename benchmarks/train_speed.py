@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _machine import cpu_description
 
 # ../shared/data beside the checkout (see ../shared/data/README.md); --archive to point elsewhere.
 ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpg.tar.gz"
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"train_speed: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, python {platform.python_version()}")
+          f"{cpu_description()}, python {platform.python_version()}")
     train_dir = extract(args.archive, args.root)
     classes, tr_items, ho_items = split_files(train_dir, args.heldout_per_class,
                                               args.max_images, args.seed)
