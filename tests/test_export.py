@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -13,7 +14,14 @@ from test_export_fixtures import SIZE, one_thread, shared_run
 
 from cnnlab.checkpoint import load_model
 from cnnlab.cli import main
-from cnnlab.export import OnnxPredictor, TorchPredictor, export, load_predictor, physical_cores
+from cnnlab.export import (
+    OnnxPredictor,
+    TorchPredictor,
+    default_backend,
+    export,
+    load_predictor,
+    physical_cores,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -114,17 +122,6 @@ def test_backends_give_the_same_logits(run_dir):
     assert physical_cores() >= 1
 
 
-def test_auto_backend_without_onnxruntime_is_channels_last(run_dir, monkeypatch):
-    import cnnlab.export.backends as backends
-
-    monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
-    predictor = load_predictor(run_dir, "auto")
-    assert isinstance(predictor, TorchPredictor) and predictor.backend == "channels_last"
-    assert backends.default_backend() == "channels_last"
-    x = np.random.default_rng(4).normal(size=(2, 1, SIZE, SIZE)).astype(np.float32)
-    assert np.abs(predictor(x) - _torch_logits(run_dir, x)).max() <= 1e-4
-
-
 def test_fixed_batch_onnx_predictor_runs_larger_batches_in_chunks(run_dir, exported):
     path = exported["onnx"].path
     predictor = load_predictor(path)
@@ -152,11 +149,11 @@ def test_cli_export(run_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_missing_onnx_packages_give_one_line_errors_with_the_install_command(
+def test_without_onnx_packages_export_says_how_to_install_and_auto_is_channels_last(
     run_dir, exported, monkeypatch, capsys
 ):
     for name in ("onnx", "onnxruntime"):
-        monkeypatch.setitem(__import__("sys").modules, name, None)  # import now fails
+        monkeypatch.setitem(sys.modules, name, None)  # importing them now fails
     hint = "pip install 'cnnlab[export]'"
     assert main(["export", str(run_dir), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
@@ -165,6 +162,9 @@ def test_missing_onnx_packages_give_one_line_errors_with_the_install_command(
     assert main(["predict", str(exported["onnx"].path), str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "running an ONNX model needs onnxruntime" in err and hint in err
-    # a run directory still predicts: auto falls back to PyTorch (channels_last)
-    assert isinstance(load_predictor(run_dir, "auto"), TorchPredictor)
-    assert load_predictor(run_dir, "auto").backend == "channels_last"
+    # a run directory still predicts: auto falls back to PyTorch with channels_last
+    assert default_backend() == "channels_last"
+    predictor = load_predictor(run_dir, "auto")
+    assert isinstance(predictor, TorchPredictor) and predictor.backend == "channels_last"
+    x = np.random.default_rng(4).normal(size=(2, 1, SIZE, SIZE)).astype(np.float32)
+    assert np.abs(predictor(x) - _torch_logits(run_dir, x)).max() <= 1e-4

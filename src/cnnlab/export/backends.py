@@ -57,8 +57,9 @@ def onnxruntime_available() -> bool:
 
 
 def default_backend() -> str:
-    """The backend ``"auto"`` stands for: ``"onnx"`` with onnxruntime installed, else
-    ``"channels_last"``.
+    """The backend that ``"auto"`` stands for, the fastest one installed.
+
+    ``"onnx"`` when onnxruntime is installed, else ``"channels_last"``.
 
     Example:
         >>> default_backend() in ("onnx", "channels_last")
