@@ -41,7 +41,7 @@ from _machine import cpu_description
 from cnnlab.export.backends import (
     OnnxPredictor,
     TorchPredictor,
-    onnxruntime_available,
+    default_backend,
     physical_cores,
 )
 from cnnlab.export.onnx import export_onnx
@@ -226,8 +226,9 @@ def main() -> None:
     best = max((r for r in rows if r[0] == "cnnlab resnet18" and r[2] == top), key=lambda r: r[3])
     macs = summary(models["resnet18"][0], (1, 3, 224, 224)).totals.macs
     ceiling = matmul_gflops()
-    reached = best[3] * 2 * macs / 1e9
-    default = "onnxruntime" if onnxruntime_available() else "channels_last"
+    gflop_per_image = 2 * macs / 1e9
+    reached, base_gflops = best[3] * gflop_per_image, base * gflop_per_image
+    default = {"onnx": "onnxruntime"}.get(default_backend(), default_backend())  # row names
     print(
         f"\ncheck: cnnlab resnet18 eager / torchvision resnet18 eager at batch {top} = "
         f"{noise:.2f} (the same network on the same engine; far from 1.00 means a disturbed run)"
@@ -241,7 +242,7 @@ def main() -> None:
         f"fp32 ceiling: one 4096x4096 matrix product runs at {ceiling:.0f} GFLOP/s on these "
         f"cores; resnet18 is {macs / 1e9:.2f} GMACs per 224x224 image, so {best[1]} at batch "
         f"{top} sustains {reached:.0f} GFLOP/s = {reached / ceiling:.0%} of it, the baseline "
-        f"{base * 2 * macs / 1e9:.0f} GFLOP/s = {base * 2 * macs / 1e9 / ceiling:.0%}"
+        f"{base_gflops:.0f} GFLOP/s = {base_gflops / ceiling:.0%}"
     )
 
 

@@ -85,6 +85,14 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def _cnnlab_header(path: Path) -> str | None:
+    """The ``cnnlab`` metadata (JSON text) of a ``.safetensors`` file; None for a plain one."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        return (f.metadata() or {}).get("cnnlab")
+
+
 def load_local_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a local source: a run directory, a cnnlab/plain ``.safetensors``, or a ``.pth``.
 
@@ -101,11 +109,7 @@ def load_local_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     if path.is_dir():
         return read_checkpoint(resolve_checkpoint(path))
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            is_cnnlab = "cnnlab" in (f.metadata() or {})
-        if is_cnnlab:
+        if _cnnlab_header(path) is not None:
             return read_checkpoint(path)
         from safetensors.torch import load_file
 
@@ -145,15 +149,10 @@ def pretrained_image_size(source: str | os.PathLike) -> int | None:
         path = resolve_checkpoint(text) if Path(text).is_dir() else Path(text)
         if not path.is_file():
             return None
-        if path.suffix != ".safetensors":
+        header = _cnnlab_header(path) if path.suffix == ".safetensors" else None
+        if header is None:  # a bare state dict
             return IMAGENET_SIZE
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-        if "cnnlab" not in header:
-            return IMAGENET_SIZE
-        size = json.loads(header["cnnlab"]).get("input_size")
+        size = json.loads(header).get("input_size")
     except Exception:  # unreadable: load_pretrained raises the clear error for it
         return None
     if isinstance(size, list) and len(size) == 3 and size[1] == size[2]:
