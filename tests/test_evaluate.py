@@ -14,7 +14,7 @@ import cnnlab
 from cnnlab.cli import main
 from cnnlab.data import load_data
 from cnnlab.train import fit
-from cnnlab.train.evaluation import _metrics
+from cnnlab.evaluation import _metrics
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ __version__ = "0.1.0"
 
 # ``cnnlab.evaluate(...)`` and ``cnnlab.predict(...)``: the Python API of the two commands,
 # imported on first use so that ``import cnnlab`` stays cheap. Their modules have other names
-# (cnnlab.prediction, cnnlab.train.evaluation) so that importing one never shadows a function.
+# (cnnlab.prediction, cnnlab.evaluation) so that importing one never shadows a function.
 _LAZY_FUNCTIONS = {
-    "evaluate": ("cnnlab.train.evaluation", "evaluate"),
+    "evaluate": ("cnnlab.evaluation", "evaluate"),
     "predict": ("cnnlab.prediction", "predict"),
 }
 

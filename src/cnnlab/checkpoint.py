@@ -168,6 +168,39 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
+def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``cnnlab`` metadata of a ``.safetensors`` file from its header only (no tensors read).
+
+    Returns None for a plain safetensors file without cnnlab metadata. Raises ``ValueError``
+    naming the file when it is not a safetensors file or its metadata is not JSON.
+
+    Example:
+        >>> read_metadata("runs/digits-simple_cnn/best.safetensors")["input_size"]  # doctest: +SKIP
+        [1, 32, 32]
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            text = (f.metadata() or {}).get("cnnlab")
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise ValueError(
+            f"checkpoint {str(path)!r} is truncated or not a safetensors file ({exc})"
+        ) from None
+    if text is None:
+        return None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"checkpoint {str(path)!r} has corrupt metadata: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"checkpoint {str(path)!r} has metadata that is not a JSON object")
+    return meta
+
+
 def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
     """Turn a run directory or a checkpoint file into the checkpoint file to read.
 

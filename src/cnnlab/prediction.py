@@ -1,14 +1,14 @@
 """``predict``: top-k classes for image files with a trained run or an exported ONNX model.
 
 Images are decoded exactly like the training cache decodes an image folder
-(:mod:`cnnlab.data._decode`: converted to the model's channel count, transparent images on
-white, shorter side resized to the input size and centre-cropped), then normalized with the
-run's saved mean/std, so a prediction sees what training saw.
+(:func:`cnnlab.data.decode_image`: converted to the model's channel count, transparent images on
+white, EXIF orientation applied, shorter side resized to the input size and centre-cropped),
+then normalized with the run's saved mean/std and scored in batches by the run layer's one
+scoring path (:func:`cnnlab.run.score_images`), so a prediction sees what training saw.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -60,7 +60,7 @@ def collect_images(items: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
         >>> collect_images([])
         []
     """
-    from cnnlab.data._decode import IMAGE_EXTENSIONS
+    from cnnlab.data import IMAGE_EXTENSIONS
 
     if isinstance(items, (str, os.PathLike, Image.Image)):
         items = [items]
@@ -95,26 +95,21 @@ def load_images(
         >>> x.shape, names
         (torch.Size([1, 1, 8, 8]), ['<image 0>'])
     """
-    from cnnlab.data._decode import decode_one
+    from cnnlab.data import decode_image
 
     c, h, w = (int(v) for v in input_size)
     items = list(items)
     out = torch.empty((len(items), c, h, w), dtype=torch.uint8)
     keep, names, failed = [], [], []
     for i, item in enumerate(items):
-        if isinstance(item, Image.Image):
-            name, buf = f"<image {i}>", io.BytesIO()
-            item.save(buf, format="PNG")  # lossless; decoded by the same code as files
-            buf.seek(0)
-            error = decode_one(buf, (h, w), c, out[i])
-        else:
-            name = str(item)
-            error = decode_one(Path(item), (h, w), c, out[i])
-        if error is None:
-            keep.append(i)
-            names.append(name)
-        else:
-            failed.append(f"{name} ({error})")
+        name = f"<image {i}>" if isinstance(item, Image.Image) else str(item)
+        try:
+            out[i] = decode_image(item, (c, h, w))
+        except (ValueError, OSError) as exc:
+            failed.append(f"{name} ({str(exc).split(chr(39) + ': ', 1)[-1]})")  # after the name
+            continue
+        keep.append(i)
+        names.append(name)
     if failed:
         shown = "; ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
         warnings.warn(f"skipped {len(failed)} unreadable image(s): {shown}", stacklevel=2)
@@ -162,7 +157,6 @@ def predict(
         >>> results[0].classes, results[0].probs  # doctest: +SKIP
         (['7', '1', '9'], [0.97, 0.02, 0.01])
     """
-    from cnnlab.data.normalize import to_float_normalized
     from cnnlab.export.backends import Predictor, load_predictor
 
     check_int("top_k", top_k, min_value=1)
@@ -173,22 +167,25 @@ def predict(
     x, names = load_images(files, meta["input_size"])
     if not names:
         raise ValueError(f"no readable image among {len(files)} input(s); give image files")
-    mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
+    from cnnlab.data import Normalizer
+    from cnnlab.run import score_images
+
+    norm = Normalizer(meta["normalization"]["mean"], meta["normalization"]["std"], "cpu")
     class_names = list(meta["class_names"])
     k = min(top_k, len(class_names))
-    results = []
-    for start in range(0, len(x), batch_size):
-        xb = to_float_normalized(x[start : start + batch_size], mean, std).numpy()
-        probs = softmax(predictor(xb).astype(np.float64))  # (B, K)
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # ties: lower index first
-        for row, idx in enumerate(order):
-            results.append(
-                Prediction(
-                    source=names[start + row],
-                    classes=[class_names[i] for i in idx],
-                    probs=[float(probs[row, i]) for i in idx],
-                    indices=[int(i) for i in idx],
-                )
-            )
-    return results
 
+    def forward(xb: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(predictor(xb.numpy())))
+
+    logits = score_images(forward, x, norm, batch_size).numpy().astype(np.float64)
+    probs = softmax(logits)  # (N, K)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # ties: lower index first
+    return [
+        Prediction(
+            source=names[row],
+            classes=[class_names[i] for i in idx],
+            probs=[float(probs[row, i]) for i in idx],
+            indices=[int(i) for i in idx],
+        )
+        for row, idx in enumerate(order)
+    ]

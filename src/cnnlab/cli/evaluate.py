@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run ``cnnlab evaluate``."""
     from cnnlab._validate import check_int
-    from cnnlab.train.evaluation import evaluate, print_evaluation
+    from cnnlab.evaluation import evaluate, print_evaluation
 
     check_int("batch_size", args.batch_size, min_value=1)
     result = evaluate(

@@ -14,19 +14,23 @@ import torch  # noqa: F401  (used by the docstring example)
 from cnnlab.data.augment import Augment
 from cnnlab.data.batches import batches, num_batches
 from cnnlab.data.bundle import DataBundle, Split, channel_stats
-from cnnlab.data.normalize import to_float, to_float_normalized
+from cnnlab.data.images import IMAGE_EXTENSIONS, decode_image
+from cnnlab.data.normalize import Normalizer, to_float, to_float_normalized
 from cnnlab.data.presets import PRESETS, build_augment, default_augment_name
 from cnnlab.data.sources import SOURCES, load_data, split_pool
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "PRESETS",
     "SOURCES",
     "Augment",
     "DataBundle",
+    "Normalizer",
     "Split",
     "batches",
     "build_augment",
     "channel_stats",
+    "decode_image",
     "default_augment_name",
     "load_data",
     "num_batches",

@@ -65,3 +65,43 @@ def to_float_normalized(
     y = x.to(torch.float32).mul_(scale) if x.dtype == torch.uint8 else x.float().mul(scale)
     y.add_(bias)  # (B, C, H, W) float32
     return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+
+
+class Normalizer:
+    """uint8 batch -> augmented (optional) -> ``(x / 255 - mean) / std`` on ``device``.
+
+    Augmentation that only moves pixels (crop, flip, cutout) runs on the uint8 batch (4x less
+    memory traffic); the rest runs on [0, 1] floats. Normalization is cnnlab.data's fused
+    multiply-add, optionally writing NHWC (channels_last) memory.
+
+    Example:
+        >>> norm = Normalizer([0.5], [0.25], "cpu")
+        >>> round(norm(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8))[0, 0, 0, 0].item(), 4)
+        2.0
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device | str,
+        channels_last: bool = False,
+    ) -> None:
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        augment: torch.nn.Module | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)  # (B, C, H, W) uint8
+        if augment is not None:
+            if getattr(augment, "uint8_ok", False):
+                x = augment(x, generator)  # uint8 in, uint8 out
+            else:
+                x = augment(to_float(x), generator)  # [0, 1] floats
+        return to_float_normalized(x, self.mean, self.std, channels_last=self.channels_last)

@@ -16,14 +16,14 @@ from typing import Any
 
 _EXPORTS = {
     "PRESETS": "cnnlab.train.presets",
-    "EvalResult": "cnnlab.train.evaluation",
+    "EvalResult": "cnnlab.evaluation",
     "TrainConfig": "cnnlab.train.config",
     "TrainResult": "cnnlab.train.loop",
     "TrainingDiverged": "cnnlab.train._epoch",
     "build_config": "cnnlab.train.config",
-    "evaluate": "cnnlab.train.evaluation",
+    "evaluate": "cnnlab.evaluation",
     "fit": "cnnlab.train.loop",
-    "print_evaluation": "cnnlab.train.evaluation",
+    "print_evaluation": "cnnlab.evaluation",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -362,7 +362,7 @@ class _Run:
         if split is not None and history:
             available = self.bundle.splits() if hasattr(self.bundle, "splits") else {}
             if split in available and len(available[split]) > 0:
-                from cnnlab.train.evaluation import evaluate
+                from cnnlab.evaluation import evaluate
 
                 result.eval = evaluate(self.run_dir, split=split, data=self.bundle,
                                        device=str(self.device)).metrics

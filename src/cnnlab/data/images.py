@@ -1,0 +1,64 @@
+"""Decode one image file the way training decoded its image folder: the public decoder.
+
+``predict``, ``evaluate``, ``viz`` and the image-folder source all go through the same code
+(:func:`decode_image` here, the batched folder decoder in training): the image is converted to
+the model's channel count (transparency composited onto white), EXIF orientation applied, the
+shorter side resized to the input size and the rest centre-cropped (aspect ratio kept). So a
+Grad-CAM explains the very picture that ``predict`` classified.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from cnnlab.data._decode import IMAGE_EXTENSIONS, decode_one
+
+__all__ = ["IMAGE_EXTENSIONS", "decode_image"]
+
+ImageSource = str | os.PathLike | Image.Image
+
+
+def decode_image(image: ImageSource, input_size: Sequence[int]) -> torch.Tensor:
+    """Decode an image file (or an in-memory PIL image) to a uint8 ``(C, H, W)`` tensor.
+
+    Args:
+        image: a file path or a PIL image (encoded losslessly, then decoded by the same code).
+        input_size: ``[C, H, W]``, the model's input (a run's ``input_size``).
+
+    Returns:
+        The uint8 image, resized on its shorter side and centre-cropped to ``H x W``.
+
+    Raises:
+        FileNotFoundError: ``image`` is a path that does not exist.
+        ValueError: the file cannot be decoded as an image, or ``input_size`` is not [C, H, W].
+
+    Example:
+        >>> decode_image(Image.new("RGB", (40, 30), (255, 0, 0)), [1, 8, 8]).shape
+        torch.Size([1, 8, 8])
+    """
+    size = [int(v) for v in input_size]
+    if len(size) != 3 or size[0] not in (1, 3) or min(size) < 1:
+        raise ValueError(f"input_size must be [C, H, W] with C 1 or 3, got {list(input_size)}")
+    c, h, w = size
+    out = torch.empty((c, h, w), dtype=torch.uint8)
+    if isinstance(image, Image.Image):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")  # lossless
+        buf.seek(0)
+        error = decode_one(buf, (h, w), c, out)
+        name = "<PIL image>"
+    else:
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file {str(path)!r} does not exist")
+        error = decode_one(path, (h, w), c, out)
+        name = str(path)
+    if error is not None:
+        raise ValueError(f"cannot read image {name!r}: {error}")
+    return out

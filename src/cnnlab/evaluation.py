@@ -1,0 +1,228 @@
+"""Evaluate a trained run on a split: accuracy, top-5, per-class precision/recall/F1, confusion.
+
+Definitions, with ``C[i, j]`` = number of images of true class i predicted as class j:
+
+- accuracy = trace(C) / sum(C); top-5 accuracy = share of images whose true class is among the
+  5 highest logits (reported when there are more than 5 classes);
+- precision_k = C[k, k] / sum_i C[i, k] (of the images predicted k, how many are k);
+- recall_k = C[k, k] / sum_j C[k, j] (of the images of class k, how many were found);
+- F1_k = 2 precision_k recall_k / (precision_k + recall_k), their harmonic mean;
+  a 0/0 is reported as 0, as scikit-learn's ``zero_division=0`` does.
+
+Results go to ``runs/X/eval/<split>/``: ``metrics.json``, ``per_class.csv``, ``confusion.csv``,
+``confusion.json`` and ``predictions.csv`` (see docs/run-directory.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.run import EVAL_SPLITS, Run, model_logits, write_eval
+
+__all__ = ["EVAL_SPLITS", "EvalResult", "evaluate", "print_evaluation"]
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured.
+
+    Attributes:
+        metrics: the contents of ``metrics.json`` (accuracy, top5_accuracy, loss, macro F1 ...).
+        per_class: one dict per class: ``class``, ``precision``, ``recall``, ``f1``, ``support``.
+        confusion: (K, K) int64 tensor, rows = true class, columns = predicted class.
+        class_names: the K class names.
+        out_dir: where the files were written (None when ``save=False``).
+    """
+
+    metrics: dict[str, Any]
+    per_class: list[dict[str, Any]]
+    confusion: torch.Tensor
+    class_names: list[str]
+    out_dir: Path | None
+
+    @property
+    def accuracy(self) -> float:
+        """Top-1 accuracy in [0, 1]."""
+        return float(self.metrics["accuracy"])
+
+
+def evaluate(
+    run_dir: str | os.PathLike,
+    split: str = "test",
+    data: Any = None,
+    *,
+    which: str = "best",
+    device: str = "cpu",
+    batch_size: int = 256,
+    save: bool = True,
+) -> EvalResult:
+    """Evaluate the run's ``best`` (else ``last``) checkpoint on ``split`` of its data.
+
+    Args:
+        run_dir: a run directory made by ``cnnlab train``.
+        split: ``train``, ``val``, ``test`` or ``all`` (every split together).
+        data: None for the run's own dataset (from its config.yaml); a source string such as
+            ``"folder:PATH"`` or ``"cifar10"``; or a loaded ``cnnlab.data.DataBundle``.
+        which: ``best`` or ``last`` checkpoint.
+        device: where the model runs (``cpu``, ``cuda``, ``mps``).
+        batch_size: images per forward pass.
+        save: write the result files under ``run_dir/eval/<split>/``.
+
+    Returns:
+        An :class:`EvalResult`.
+
+    Example:
+        >>> import cnnlab
+        >>> cnnlab.evaluate("runs/digits-simple_cnn").accuracy  # doctest: +SKIP
+        0.9833
+    """
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(map(repr, EVAL_SPLITS))}; got {split!r}")
+    run = Run(run_dir) if Path(run_dir).is_dir() else None
+    if run is None:  # a clear error naming the folder
+        raise FileNotFoundError(
+            f"run directory {str(run_dir)!r} does not exist; pass a folder made by 'cnnlab train'"
+        )
+    checkpoint = run.checkpoint(which)
+    model, meta = run.load_model(which, device=device)
+    class_names = [str(c) for c in meta.get("class_names") or []]
+    bundle = data if data is not None and not isinstance(data, (str, os.PathLike)) else (
+        run.load_data(data))
+    images, labels = _split_tensors(bundle, split)
+    labels = _map_labels(labels, list(bundle.class_names), class_names)
+    _check_shape(images, meta, checkpoint)
+
+    norm = meta["normalization"]
+    logits = model_logits(model, images, norm["mean"], norm["std"], batch_size)  # (N, K)
+    result = _metrics(logits, labels, class_names)
+    result.metrics.update(
+        split=split, checkpoint=str(checkpoint), epoch=meta.get("epoch"),
+        data=getattr(bundle, "name", str(data)),
+    )
+    if save:
+        result.out_dir = _save(run.eval_dir(split), result, logits, labels)
+    return result
+
+
+def _split_tensors(bundle: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if split == "all":
+        parts = list(bundle.splits().values())
+        return torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts])
+    s = bundle.split(split)
+    if len(s) == 0:
+        raise ValueError(f"split {split!r} of {getattr(bundle, 'name', 'the data')!r} is empty")
+    return s.images, s.labels
+
+
+def _map_labels(
+    labels: torch.Tensor, data_names: list[str], model_names: list[str]
+) -> torch.Tensor:
+    """Re-index labels from the data's class order to the model's (by class name)."""
+    if data_names == model_names:
+        return labels.cpu()
+    missing = [n for n in data_names if n not in model_names]
+    if missing:
+        raise ValueError(
+            f"the data has classes the model was not trained on: {missing[:10]}; the model "
+            f"knows {model_names[:20]}"
+        )
+    table = torch.tensor([model_names.index(n) for n in data_names], dtype=torch.int64)
+    return table[labels.cpu()]
+
+
+def _check_shape(images: torch.Tensor, meta: dict[str, Any], checkpoint: Path) -> None:
+    expected = list(meta.get("input_size") or [])
+    got = list(images.shape[1:])
+    if expected and got != expected:
+        raise ValueError(
+            f"the data's images are {got} (C, H, W) but {str(checkpoint)!r} was trained on "
+            f"{expected}; load the data with the run's image size and channels"
+        )
+
+
+def _metrics(logits: torch.Tensor, y: torch.Tensor, class_names: list[str]) -> EvalResult:
+    k = logits.shape[1]
+    pred = logits.argmax(1)  # (N,)
+    conf = torch.bincount(y * k + pred, minlength=k * k).view(k, k)  # rows true, cols predicted
+    tp = conf.diag().double()
+    predicted, actual = conf.sum(0).double(), conf.sum(1).double()
+    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
+    recall = torch.where(actual > 0, tp / actual.clamp_min(1), torch.zeros_like(tp))
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp_min(1e-12),
+                     torch.zeros_like(tp))
+    n = len(y)
+    metrics: dict[str, Any] = {
+        "num_images": n,
+        "num_classes": k,
+        "accuracy": tp.sum().item() / max(1, n),
+        "top5_accuracy": None,
+        "loss": F.cross_entropy(logits, y).item() if n else float("nan"),
+        "macro_precision": precision.mean().item(),
+        "macro_recall": recall.mean().item(),
+        "macro_f1": f1.mean().item(),
+        "weighted_f1": (f1 * actual).sum().item() / max(1, n),
+    }
+    if k > 5:
+        top5 = logits.topk(5, dim=1).indices  # (N, 5)
+        metrics["top5_accuracy"] = (top5 == y[:, None]).any(1).double().mean().item()
+    names = class_names if len(class_names) == k else [str(i) for i in range(k)]
+    per_class = [
+        {"class": names[i], "precision": precision[i].item(), "recall": recall[i].item(),
+         "f1": f1[i].item(), "support": int(actual[i].item())}
+        for i in range(k)
+    ]
+    return EvalResult(metrics, per_class, conf, names, None)
+
+
+def _save(out: Path, result: EvalResult, logits: torch.Tensor, y: torch.Tensor) -> Path:
+    confidence, pred = logits.softmax(1).max(1)
+    return write_eval(
+        out, result.metrics, result.per_class, result.class_names, result.confusion.tolist(),
+        list(zip(y.tolist(), pred.tolist(), confidence.tolist())),
+    )
+
+
+def print_evaluation(result: EvalResult, console: Any = None) -> None:
+    """Print an evaluation as rich tables: headline metrics, per-class table, confusion matrix.
+
+    Example:
+        >>> print_evaluation(evaluate("runs/digits-simple_cnn"))  # doctest: +SKIP
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    m = result.metrics
+    head = Table(title=f"{m.get('split', '')} split: {m['num_images']} images", show_header=False)
+    head.add_row("accuracy", f"{m['accuracy']:.4f}")
+    if m.get("top5_accuracy") is not None:
+        head.add_row("top-5 accuracy", f"{m['top5_accuracy']:.4f}")
+    head.add_row("loss", f"{m['loss']:.4f}")
+    head.add_row("macro F1", f"{m['macro_f1']:.4f}")
+    console.print(head)
+    per = Table(title="per class")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        per.add_column(col, justify="left" if col == "class" else "right")
+    for r in result.per_class:
+        per.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+                    f"{r['f1']:.3f}", str(r["support"]))
+    console.print(per)
+    if len(result.class_names) <= 20:
+        conf = Table(title="confusion matrix (rows: true, columns: predicted)")
+        conf.add_column("")
+        for name in result.class_names:
+            conf.add_column(name[:8], justify="right")
+        for name, row in zip(result.class_names, result.confusion.tolist()):
+            conf.add_row(name[:12], *[str(v) if v else "." for v in row])
+        console.print(conf)
+    else:
+        console.print(f"confusion matrix: {len(result.class_names)} classes, see confusion.csv")
+    if result.out_dir is not None:
+        console.print(f"saved to {result.out_dir}")

@@ -1,0 +1,35 @@
+"""The run directory, read and written in one place (see docs/run-directory.md).
+
+Example:
+    >>> from cnnlab.run import Run, model_logits
+    >>> run = Run("runs/digits-simple_cnn")  # doctest: +SKIP
+    >>> model, meta = run.load_model()  # doctest: +SKIP
+    >>> test = run.load_data().test  # doctest: +SKIP
+    >>> logits = model_logits(model, test.images, **run.normalization)  # doctest: +SKIP
+"""
+
+from cnnlab.run.directory import CHECKPOINTS, Run
+from cnnlab.run.eval_files import (
+    EVAL_ORDER,
+    EVAL_SPLITS,
+    read_confusion,
+    read_csv,
+    read_json,
+    read_per_class,
+    write_eval,
+)
+from cnnlab.run.scoring import model_logits, score_images
+
+__all__ = [
+    "CHECKPOINTS",
+    "EVAL_ORDER",
+    "EVAL_SPLITS",
+    "Run",
+    "model_logits",
+    "read_confusion",
+    "read_csv",
+    "read_json",
+    "read_per_class",
+    "score_images",
+    "write_eval",
+]
