@@ -13,8 +13,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.data import load_data
-from cnnlab.train import fit
 from cnnlab.evaluation import _metrics
+from cnnlab.train import fit
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_export_fixtures import SIZE, one_thread, shared_run
+from _utils import SIZE
 
 from cnnlab.checkpoint import load_model
 from cnnlab.cli import main
@@ -23,16 +23,12 @@ from cnnlab.export import (
     physical_cores,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def run_dir():
-    return shared_run()
+def run_dir(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,7 @@ import torchvision
 from cnnlab import models
 from cnnlab.inspect import receptive_field, summary
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The gradient passes here are many small ops: one thread avoids OpenMP wake-ups that
-    cost more than the arithmetic on a loaded 2-core machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # torchvision's published figures: parameters and GFLOPS (which are multiply-adds, i.e. MACs).

@@ -31,13 +31,7 @@ CASES: dict[str, dict] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only spin on a shared 2-core machine (10x CPU time)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _build_pair(name: str, tv_kwargs: dict, **ours_kwargs) -> tuple[nn.Module, nn.Module]:

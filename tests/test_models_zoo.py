@@ -29,13 +29,7 @@ SIZES = [(1, 28), (3, 32), (3, 224)]  # (channels, height = width)
 NUM_CLASSES = 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only spin on a shared 2-core machine (10x CPU time)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def thin_options(name: str) -> dict:

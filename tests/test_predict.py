@@ -6,24 +6,20 @@ import json
 
 import numpy as np
 import pytest
+from _utils import write_digit_pngs
 from PIL import Image
-from test_export_fixtures import one_thread, shared_run, write_digit_pngs
 
 from cnnlab.cli import main
 from cnnlab.export import export
 from cnnlab.prediction import collect_images, load_images, predict, softmax
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_run):
     root = tmp_path_factory.mktemp("predict")
-    run = shared_run()
+    run = tiny_run
     onnx_path = export(run, "onnx", dynamic_batch=True, out=root / "model.onnx").path
     images = write_digit_pngs(root / "images")
     return run, onnx_path, images

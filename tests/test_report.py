@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from _utils import assert_self_contained, embedded_pngs, make_run_dir
 from PIL import Image
 
-from cnnlab.checkpoint import save_checkpoint
 from cnnlab.viz import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -21,77 +20,6 @@ needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
     reason="Chromium is not installed (apt-get install chromium; .ci/run installs it)",
 )
-IMG_TAG = re.compile(r"<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"")
-NETWORK_REF = re.compile(r"(?:src|href|url)\s*[=(]\s*[\"']?\s*(?:https?:)?//", re.I)
-
-
-def make_run_dir(
-    root: Path,
-    *,
-    dataset: str = "folder:/nonexistent/cnnlab-data",
-    checkpoint: bool = True,
-    metrics: bool = True,
-) -> Path:
-    """A run directory written by hand from docs/run-directory.md (no training needed)."""
-    from cnnlab.models import create
-
-    run = root / "handmade"
-    run.mkdir(parents=True)
-    (run / "config.yaml").write_text(
-        f"dataset: {dataset}\nmodel: simple_cnn\nepochs: 3\naugment: crop-flip\nlr: 0.003\n"
-    )
-    (run / "data.json").write_text(
-        json.dumps(
-            {
-                "source": dataset,
-                "class_names": ["cat", "dog", "eel"],
-                "num_classes": 3,
-                "split_sizes": {"train": 30, "val": 6, "test": 6},
-                "in_channels": 1,
-                "image_size": [16, 16],
-                "mean": [0.4],
-                "std": [0.2],
-            }
-        )
-    )
-    if metrics:
-        (run / "metrics.csv").write_text(
-            "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_time_s,images_per_s\n"
-            "1,1.05,0.40,1.00,0.50,0.003,0.5,60\n2,0.80,0.62,0.90,0.67,0.002,0.5,60\n"
-            "3,0.60,0.75,0.95,0.60,0.0005,0.5,60\n"
-        )
-    if checkpoint:
-        torch.manual_seed(0)
-        model = create("simple_cnn", num_classes=3, in_channels=1)
-        meta = {
-            "model": {"name": "simple_cnn", "kwargs": {"num_classes": 3, "in_channels": 1}},
-            "class_names": ["cat", "dog", "eel"],
-            "normalization": {"mean": [0.4], "std": [0.2]},
-            "input_size": [1, 16, 16],
-            "epoch": 2,
-            "metrics": {"val_acc": 0.67, "val_loss": 0.9},
-        }
-        save_checkpoint(run / "best.safetensors", model, meta)
-    return run
-
-
-def embedded_pngs(html: str) -> list[np.ndarray]:
-    import base64
-    import io
-
-    return [
-        np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L"), dtype=float)
-        for b in IMG_TAG.findall(html)
-    ]
-
-
-def assert_self_contained(html: str) -> None:
-    assert "Content-Security-Policy" in html and "default-src 'none'" in html
-    assert not NETWORK_REF.search(html), NETWORK_REF.search(html).group(0)
-    assert "<script" not in html.lower()
-    assert "<link" not in html.lower()
-
-
 def test_report_with_parts_missing_still_writes_notes(tmp_path):
     run = make_run_dir(tmp_path)  # metrics + checkpoint, but the dataset is not on this machine
     path = write_report(run)
@@ -114,28 +42,6 @@ def test_report_of_an_empty_run_dir_and_bad_paths(tmp_path):
     assert not (run / "figures").exists()
     with pytest.raises(FileNotFoundError, match="run directory"):
         write_report(tmp_path / "no-such-run")
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A real (tiny) training run; cnnlab train writes report.html at its end."""
-    from cnnlab.train import fit
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = fit(
-            epochs=2,
-            image_size=16,
-            max_train_images=300,
-            batch_size=64,
-            augment="crop",
-            out_dir=str(tmp_path_factory.mktemp("runs")),
-            quiet=True,
-        )
-    finally:
-        torch.set_num_threads(before)
-    return Path(result.run_dir)
 
 
 def test_training_ends_with_a_full_report(trained_run):

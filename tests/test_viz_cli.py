@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _utils import make_run_dir
 from PIL import Image
-from test_report import make_run_dir
 
 from cnnlab.cli import main
 

@@ -47,15 +47,6 @@ def _object_task(n: int, g: torch.Generator, size: int = 20, side: int = 5):
     return x, y, pos
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny convolutions run fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_grad_cam_peak_falls_inside_the_deciding_object(one_thread):
     # Measured over seeds 0-11 with this exact setup (a sweep, not run here): 11 of 12 trainings
     # reach >= 92% test accuracy and in all 11 at least 95% of the peaks fall inside the square;

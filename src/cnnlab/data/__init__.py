@@ -16,7 +16,7 @@ from cnnlab.data.batches import batches, num_batches
 from cnnlab.data.bundle import DataBundle, Split, channel_stats
 from cnnlab.data.images import IMAGE_EXTENSIONS, decode_image
 from cnnlab.data.normalize import Normalizer, to_float, to_float_normalized
-from cnnlab.data.presets import PRESETS, build_augment, default_augment_name
+from cnnlab.data.presets import PRESETS, build_augment, default_augment_name, resolve_augment_name
 from cnnlab.data.sources import SOURCES, load_data, split_pool
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "default_augment_name",
     "load_data",
     "num_batches",
+    "resolve_augment_name",
     "split_pool",
     "to_float",
     "to_float_normalized",

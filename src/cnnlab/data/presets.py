@@ -80,21 +80,48 @@ def _parse_spec(spec: str) -> Augment:
     return Augment(**kwargs)
 
 
-def build_augment(name_or_spec: str | Augment | None, image_size: int | tuple[int, int]) -> Augment:
+def resolve_augment_name(name: str | None, source: str | None) -> str | None:
+    """``"auto"`` -> the preset for ``source`` (:func:`default_augment_name`); others unchanged.
+
+    Example:
+        >>> resolve_augment_name("auto", "digits"), resolve_augment_name("flip", "digits")
+        ('crop', 'flip')
+    """
+    if isinstance(name, str) and name.strip().lower() == "auto":
+        if source is None:
+            raise ValueError(
+                "augment 'auto' picks a preset per dataset; pass the data source too "
+                f"(source='digits'), or a preset ({', '.join(PRESETS)})"
+            )
+        return default_augment_name(source)
+    return name
+
+
+def build_augment(
+    name_or_spec: str | Augment | None,
+    image_size: int | tuple[int, int],
+    source: str | None = None,
+) -> Augment:
     """Build an :class:`Augment` from a preset name or a spec string.
 
     Presets: ``none``, ``flip``, ``crop``, ``crop-flip`` (standard CIFAR), ``shift-rotate``,
-    ``strong`` (see ``PRESETS``). A spec lists items, e.g. ``"crop=4,flip,rotate=10,rrc=0.35,
+    ``strong`` (see ``PRESETS``), and ``auto``: the preset for the data ``source``
+    (:func:`default_augment_name`). A spec lists items, e.g. ``"crop=4,flip,rotate=10,rrc=0.35,
     jitter=0.3,cutout=8,reflect"`` (``rrc`` = random resized crop with that minimum area).
 
     Args:
         name_or_spec: preset name, spec string, an ``Augment`` (returned as is) or None (none).
         image_size: image side (or (H, W)); presets scale padding and cutout with it.
+        source: the data source, needed for ``auto`` (a training config's ``dataset``).
 
     Example:
         >>> build_augment("crop-flip", 32)
         Augment(crop_padding=4, padding_mode='constant', flip=True)
+        >>> build_augment("auto", 32, source="digits")
+        Augment(crop_padding=4, padding_mode='constant')
     """
+    if isinstance(name_or_spec, str):
+        name_or_spec = resolve_augment_name(name_or_spec, source)
     if isinstance(name_or_spec, Augment):
         return name_or_spec
     if name_or_spec is None:

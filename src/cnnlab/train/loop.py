@@ -288,12 +288,9 @@ class _Run:
         return split
 
     def _augment(self) -> nn.Module | None:
-        from cnnlab.data import build_augment, default_augment_name
+        from cnnlab.data import build_augment
 
-        name = self.cfg.augment
-        if name == "auto":
-            name = default_augment_name(self.cfg.dataset)
-        aug = build_augment(name, self.bundle.image_size)
+        aug = build_augment(self.cfg.augment, self.bundle.image_size, source=self.cfg.dataset)
         return None if getattr(aug, "is_identity", False) else aug.to(self.device).train()
 
     def _tensorboard(self) -> Any:

@@ -53,11 +53,12 @@ def _one_image(run: _run.RunView, image: str | os.PathLike | None) -> tuple[torc
 
 def augmentation_figure(run: _run.RunView, n_images: int = 6, n_views: int = 5):
     """(figure, caption): random training images before and after the run's augmentation."""
-    from cnnlab.data import build_augment, to_float
+    from cnnlab.data import build_augment, resolve_augment_name, to_float
     from cnnlab.viz.grids import plot_augmentation_preview
 
-    name = run.config.get("augment") or "none"
+    given = run.config.get("augment") or "none"
     bundle = run.bundle()
+    name = resolve_augment_name(given, run.run.dataset)  # "auto": the preset training used
     aug = build_augment(name, bundle.image_size)
     aug.train()
     gen = torch.Generator().manual_seed(0)
@@ -65,7 +66,8 @@ def augmentation_figure(run: _run.RunView, n_images: int = 6, n_views: int = 5):
     fig = plot_augmentation_preview(
         bundle.train.images[pick], lambda x: aug(to_float(x), generator=gen), n_views=n_views
     )
-    text = f"augmentation {name!r}: {aug!r}"
+    text = f"augmentation {given!r}" + (f" ({name!r} for {run.run.dataset})" if name != given
+                                         else "") + f": {aug!r}"
     return fig, text + (" (none: the views equal the originals)" if name == "none" else "")
 
 

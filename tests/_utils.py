@@ -1,8 +1,15 @@
-"""A tiny trained run directory shared by the export and predict tests (no tests here)."""
+"""Helpers the test modules share: tiny runs written by hand, digit images, HTML checks.
+
+Fixtures built from these live in conftest.py; no test module imports another.
+"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +23,7 @@ SIZE = 32  # simple_cnn's own size (its adaptive pool is then the identity)
 
 
 @contextlib.contextmanager
-def one_thread():
+def single_thread():
     """Run torch on one thread: these models are tiny, and on a shared CPU extra threads only
     wait for each other."""
     threads = torch.get_num_threads()
@@ -68,23 +75,6 @@ def make_run(run_dir: Path, steps: int = 20) -> Path:
     return run_dir
 
 
-_SHARED: dict[str, Path] = {}
-
-
-def shared_run() -> Path:
-    """One trained run for the whole test session (export and predict tests share it)."""
-    if "run" not in _SHARED:
-        import atexit
-        import shutil
-        import tempfile
-
-        root = Path(tempfile.mkdtemp(prefix="cnnlab-test-run-"))
-        atexit.register(shutil.rmtree, root, ignore_errors=True)
-        with one_thread():
-            _SHARED["run"] = make_run(root / "run")
-    return _SHARED["run"]
-
-
 def write_digit_pngs(folder: Path, n: int = 12) -> list[tuple[Path, int]]:
     """Write ``n`` digit images (0-2) as 8x8 grayscale PNGs; returns (path, label) pairs."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,3 +86,71 @@ def write_digit_pngs(folder: Path, n: int = 12) -> list[tuple[Path, int]]:
         Image.fromarray(images[j], "L").save(path)
         out.append((path, int(labels[j])))
     return out
+
+
+IMG_TAG = re.compile(r"<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"")
+NETWORK_REF = re.compile(r"(?:src|href|url)\s*[=(]\s*[\"']?\s*(?:https?:)?//", re.I)
+
+
+def make_run_dir(
+    root: Path,
+    *,
+    dataset: str = "folder:/nonexistent/cnnlab-data",
+    checkpoint: bool = True,
+    metrics: bool = True,
+) -> Path:
+    """A run directory written by hand from docs/run-directory.md (no training needed)."""
+    from cnnlab.models import create
+
+    run = root / "handmade"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        f"dataset: {dataset}\nmodel: simple_cnn\nepochs: 3\naugment: crop-flip\nlr: 0.003\n"
+    )
+    (run / "data.json").write_text(
+        json.dumps(
+            {
+                "source": dataset,
+                "class_names": ["cat", "dog", "eel"],
+                "num_classes": 3,
+                "split_sizes": {"train": 30, "val": 6, "test": 6},
+                "in_channels": 1,
+                "image_size": [16, 16],
+                "mean": [0.4],
+                "std": [0.2],
+            }
+        )
+    )
+    if metrics:
+        (run / "metrics.csv").write_text(
+            "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_time_s,images_per_s\n"
+            "1,1.05,0.40,1.00,0.50,0.003,0.5,60\n2,0.80,0.62,0.90,0.67,0.002,0.5,60\n"
+            "3,0.60,0.75,0.95,0.60,0.0005,0.5,60\n"
+        )
+    if checkpoint:
+        torch.manual_seed(0)
+        model = create("simple_cnn", num_classes=3, in_channels=1)
+        meta = {
+            "model": {"name": "simple_cnn", "kwargs": {"num_classes": 3, "in_channels": 1}},
+            "class_names": ["cat", "dog", "eel"],
+            "normalization": {"mean": [0.4], "std": [0.2]},
+            "input_size": [1, 16, 16],
+            "epoch": 2,
+            "metrics": {"val_acc": 0.67, "val_loss": 0.9},
+        }
+        save_checkpoint(run / "best.safetensors", model, meta)
+    return run
+
+
+def embedded_pngs(html: str) -> list[np.ndarray]:
+    return [
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L"), dtype=float)
+        for b in IMG_TAG.findall(html)
+    ]
+
+
+def assert_self_contained(html: str) -> None:
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert not NETWORK_REF.search(html), NETWORK_REF.search(html).group(0)
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
