@@ -122,3 +122,18 @@ def test_print_config_is_valid_yaml(capsys):
     values = yaml.safe_load(capsys.readouterr().out)
     assert values["epochs"] == 2 and values["optimizer"] == "adam" and values["lr"] == 1e-3
     assert set(values) == set(field_names())
+
+
+def test_every_field_documents_itself_and_train_help_shows_it(capsys):
+    import dataclasses
+
+    from cnnlab.cli import main
+    from cnnlab.train.config import TrainConfig, field_help
+
+    helps = field_help()
+    assert all(helps[f.name] for f in dataclasses.fields(TrainConfig)), helps
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name in ("epochs", "freeze_bn", "label_smoothing"):
+        assert helps[name] in out

@@ -1,13 +1,26 @@
 """cnnlab: build, inspect, train and explain convolutional neural networks.
 
-The package is layered (dependencies point downwards only)::
+The package is layered (dependencies point downwards only; ``tests/test_layers_imports.py``
+checks it)::
 
     cli            cnnlab train | evaluate | predict | summary | shape | models | viz | export
-    train  viz     the loop, checkpoints, metrics; plots and the HTML run report
-    data   inspect datasets -> uint8 tensor cache -> batched augmentation; summary/FLOPs/RF
+    train          the loop, checkpoints, metrics (writes the report through viz when installed)
+    viz            plots and the HTML run report
+    evaluation     scoring a run on a split (metrics, per class, confusion); prediction: top-k
+    prediction     of image files
+    export         shipping a model (ONNX, TorchScript) and its inference backends
+    run            the run directory: paths, config/metadata reader, model and data reloading,
+                   eval/<split>/ files, the one batched scoring path
+    transfer       pretrained weights (what a source expects, loading, freezing)
+    data   inspect datasets -> uint8 tensor cache -> batched augmentation, image decoding;
+                   summary/FLOPs/RF
+    checkpoint     safetensors weights + JSON metadata, written atomically
     models         registry + one file per family, built from layers
     layers         every convolution/pooling/normalization variant and block; shape formulas
     reference      NumPy-only from-scratch ops: the math, and the tests' oracle
+
+A package imports only packages below it (``_validate`` and ``_deps`` are helpers for all), and
+never another package's private ``_module``.
 
 Sub-packages are imported on demand (``import cnnlab.layers``) so that ``import cnnlab`` stays
 cheap.

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
-    from cnnlab.inspect._render import human_count
+    from cnnlab.inspect import human_count
 
     header = ("model", "params", "MACs", "input", "min size")
     lines = [

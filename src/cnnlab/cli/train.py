@@ -1,27 +1,16 @@
 """``cnnlab train``: one flag per TrainConfig field, ``--config run.yaml``, ``--resume runs/X``.
 
 The flags are generated from :class:`cnnlab.train.TrainConfig`, so every YAML key is a flag and
-every flag a YAML key; each flag's help is the comment next to its field in ``config.py``.
+every flag a YAML key; each flag's help is its field's ``metadata["help"]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from pathlib import Path
 from typing import Any
 
 _NONE = ("none", "null")
-
-
-def _field_help() -> dict[str, str]:
-    """Map field name -> the trailing comment of its line in train/config.py."""
-    import cnnlab.train.config as config_module
-
-    text = Path(config_module.__file__).read_text(encoding="utf-8")
-    pattern = re.compile(r"^    (\w+): [^=]+ = .*?  # (.*)$", re.MULTILINE)
-    return {m.group(1): m.group(2).strip() for m in pattern.finditer(text)}
 
 
 def _converter(kind: type, optional: bool, name: str) -> Any:
@@ -43,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``cnnlab train``."""
     import dataclasses
 
-    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.config import TrainConfig, field_help
     from cnnlab.train.presets import PRESETS
 
     parser = subparsers.add_parser(
@@ -60,7 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-config", action="store_true", help="print the effective config as YAML and exit"
     )
-    helps = _field_help()
+    helps = field_help()
     hints = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

@@ -14,6 +14,7 @@ Example:
 """
 
 from cnnlab.inspect._hooks import ForwardError
+from cnnlab.inspect._render import human_count
 from cnnlab.inspect.empirical import ReceptiveField, receptive_field
 from cnnlab.inspect.summary import Row, Summary, Totals, summary
 from cnnlab.inspect.trace import trace
@@ -24,6 +25,7 @@ __all__ = [
     "Row",
     "Summary",
     "Totals",
+    "human_count",
     "receptive_field",
     "summary",
     "trace",

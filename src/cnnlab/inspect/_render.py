@@ -1,4 +1,4 @@
-"""Render a :class:`~cnnlab.inspect.summary.Summary` as a rich table plus a totals block."""
+"""Render a summary (:mod:`cnnlab.inspect.result`) as a rich table plus a totals block."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from cnnlab.inspect.memory import human_bytes
 from cnnlab.inspect.receptive import fmt
 
 if TYPE_CHECKING:
-    from cnnlab.inspect.summary import Row, Summary
+    from cnnlab.inspect.result import Row
+    from cnnlab.inspect.result import SummaryData as Summary
 
 
 def human_count(n: float) -> str:

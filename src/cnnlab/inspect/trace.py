@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from torch import nn
 
 from cnnlab.inspect._hooks import record_forward
-from cnnlab.inspect.summary import _as_inputs, _module_device_dtype
+from cnnlab.inspect._inputs import _as_inputs, _module_device_dtype
 
 
 def trace(

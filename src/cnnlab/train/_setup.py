@@ -30,17 +30,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_bundle(cfg: TrainConfig) -> Any:
-    """Load the dataset the config names (through the uint8 tensor cache of cnnlab.data)."""
+def pretrained_source(cfg: TrainConfig) -> Any:
+    """What ``--pretrained``'s weights expect (a ``cnnlab.transfer.PretrainedInfo``), or None.
+
+    Read once per run and handed to both :func:`load_bundle` (input size) and
+    :func:`build_model` (normalization, class names).
+    """
+    if not cfg.pretrained:
+        return None
+    from cnnlab.transfer import pretrained_info
+
+    return pretrained_info(cfg.pretrained, arch=cfg.model)
+
+
+def load_bundle(cfg: TrainConfig, pretrained: Any = None) -> Any:
+    """Load the dataset the config names (through the uint8 tensor cache of cnnlab.data).
+
+    ``pretrained``: :func:`pretrained_source`'s value (read here when None and the config names
+    ``--pretrained``).
+    """
     from cnnlab.data import load_data
 
     image_size = cfg.image_size
     if image_size is None and cfg.pretrained:
-        from cnnlab.transfer._sources import pretrained_image_size
-
         # The weights expect the resolution they were trained at: 224 for ImageNet weights,
         # a cnnlab run's own size (--image-size sets another).
-        image_size = pretrained_image_size(cfg.pretrained)
+        image_size = (pretrained or pretrained_source(cfg)).image_size
     kwargs: dict[str, Any] = {
         "val_split": cfg.val_split,
         "test_split": cfg.test_split,
@@ -77,8 +92,11 @@ class ModelSetup:
     messages: list[str]
 
 
-def build_model(cfg: TrainConfig, bundle: Any) -> ModelSetup:
-    """Create the zoo model for the bundle's classes/channels, load weights, freeze layers."""
+def build_model(cfg: TrainConfig, bundle: Any, pretrained: Any = None) -> ModelSetup:
+    """Create the zoo model for the bundle's classes/channels, load weights, freeze layers.
+
+    ``pretrained``: :func:`pretrained_source`'s value, when already read.
+    """
     from cnnlab.models import create
 
     kwargs = {
@@ -95,7 +113,8 @@ def build_model(cfg: TrainConfig, bundle: Any) -> ModelSetup:
         # arch names the torchvision weights to fetch; class_names decide whether the head
         # is kept (same classes) or replaced (a new task, even with the same class count).
         report = load_pretrained(
-            model, cfg.pretrained, arch=cfg.model, class_names=bundle.class_names
+            model, cfg.pretrained, arch=cfg.model, class_names=bundle.class_names,
+            info=pretrained,
         )
         messages.append(report.summary())
         expected = (report.input_size or [])[1:]

@@ -2,8 +2,9 @@
 
 Precedence, lowest first: the defaults below < ``--preset NAME`` < ``--config run.yaml`` <
 command-line flags (or keyword arguments of :func:`cnnlab.train.fit`). Every field is a YAML key
-and a ``--flag`` (underscores become dashes), and the effective config is saved to
-``runs/<name>/config.yaml`` so that a run can be repeated or resumed.
+and a ``--flag`` (underscores become dashes; its help text is the field's ``metadata["help"]``),
+and the effective config is saved to ``runs/<name>/config.yaml`` so that a run can be repeated
+or resumed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,28 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 SPLITS = ("train", "val", "test")
 
 
+def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None) -> Any:
+    """A config field whose help text (``cnnlab train --help``) is kept in its own metadata.
+
+    Example:
+        >>> dataclasses.fields(TrainConfig)[0].metadata["help"][:6]
+        'digits'
+    """
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def field_help() -> dict[str, str]:
+    """Map field name -> its help text, from each field's ``metadata["help"]``.
+
+    Example:
+        >>> field_help()["epochs"]
+        'passes over the training split'
+    """
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainConfig)}
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; the defaults train ``cnnlab train``'s main job.
@@ -33,62 +56,84 @@ class TrainConfig:
     """
 
     # --- data ---------------------------------------------------------------------------------
-    dataset: str = "digits"  # digits | mnist | fashion_mnist | cifar10 | cifar100 | folder:PATH
-    data_dir: str | None = None  # root of on-disk datasets (None: the data package's default)
-    cache_dir: str | None = None  # where decoded uint8 tensor caches live (None: default)
-    image_size: int | None = None  # square side, pixels (None: as --pretrained expects / the data)
-    val_split: float = 0.1  # fraction of the training images held out for validation
-    test_split: float = 0.1  # fraction held out for test where the source has no test set
-    channels: int | None = None  # 1 or 3 to convert images (None: the source's own)
-    download: bool = False  # fetch mnist/fashion_mnist/cifar10/cifar100 via torchvision if absent
-    max_train_images: int | None = None  # use only the first N (shuffled) training images
-    augment: str = "auto"  # auto (per dataset) | none | crop | crop-flip | ... (data.build_augment)
+    dataset: str = option(
+        "digits", "digits | mnist | fashion_mnist | cifar10 | cifar100 | folder:PATH"
+    )
+    data_dir: str | None = option(
+        None, "root of on-disk datasets (None: the data package's default)"
+    )
+    cache_dir: str | None = option(None, "where decoded uint8 tensor caches live (None: default)")
+    image_size: int | None = option(
+        None, "square side, pixels (None: as --pretrained expects / the data)"
+    )
+    val_split: float = option(0.1, "fraction of the training images held out for validation")
+    test_split: float = option(0.1, "fraction held out for test where the source has no test set")
+    channels: int | None = option(None, "1 or 3 to convert images (None: the source's own)")
+    download: bool = option(
+        False, "fetch mnist/fashion_mnist/cifar10/cifar100 via torchvision if absent"
+    )
+    max_train_images: int | None = option(None, "use only the first N (shuffled) training images")
+    augment: str = option(
+        "auto", "auto (per dataset) | none | crop | crop-flip | ... (data.build_augment)"
+    )
 
     # --- model --------------------------------------------------------------------------------
-    model: str = "simple_cnn"  # a name from the model zoo (`cnnlab models`)
-    model_args: dict[str, Any] = field(default_factory=dict)  # extra constructor kwargs
+    model: str = option("simple_cnn", "a name from the model zoo (`cnnlab models`)")
+    model_args: dict[str, Any] = option(help="extra constructor kwargs", factory=dict)
 
     # --- transfer learning (cnnlab.transfer) --------------------------------------------------
-    pretrained: str | None = None  # "torchvision" | path to a .pth state dict / run / checkpoint
-    freeze: str = "none"  # none | backbone | until:LAYER
-    unfreeze_at: int | None = None  # epoch (1-based) at which frozen layers start training
-    head_lr: float | None = None  # learning rate of the head (None: lr)
-    backbone_lr: float | None = None  # learning rate of the backbone (None: lr)
-    freeze_bn: bool = False  # every batch-norm layer keeps its loaded running statistics
+    pretrained: str | None = option(
+        None, '"torchvision" | path to a .pth state dict / run / checkpoint'
+    )
+    freeze: str = option("none", "none | backbone | until:LAYER")
+    unfreeze_at: int | None = option(None, "epoch (1-based) at which frozen layers start training")
+    head_lr: float | None = option(None, "learning rate of the head (None: lr)")
+    backbone_lr: float | None = option(None, "learning rate of the backbone (None: lr)")
+    freeze_bn: bool = option(False, "every batch-norm layer keeps its loaded running statistics")
 
     # --- optimization -------------------------------------------------------------------------
-    epochs: int = 12  # passes over the training split
-    batch_size: int = 64  # images per optimizer step
-    optimizer: str = "adamw"  # adam | adamw | sgd
-    lr: float = 3e-3  # peak learning rate (per image batch, not scaled with batch size)
-    momentum: float = 0.9  # SGD momentum (Adam/AdamW: beta1)
-    nesterov: bool = False  # Nesterov momentum for SGD
-    weight_decay: float = 5e-4  # L2 / decoupled decay; never applied to biases and norm weights
-    schedule: str = "onecycle"  # onecycle | cosine | step | none  (stepped every batch)
-    warmup_epochs: float = 0.0  # linear warm-up length for `cosine`, epochs (may be fractional)
-    onecycle_pct: float = 0.25  # fraction of all steps spent rising to `lr` in `onecycle`
-    step_size: int = 10  # `step` schedule: epochs between decays
-    gamma: float = 0.1  # `step` schedule: factor applied every `step_size` epochs
-    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0 = one-hot targets
-    grad_clip: float | None = None  # max global L2 norm of the gradients (None: no clipping)
+    epochs: int = option(12, "passes over the training split")
+    batch_size: int = option(64, "images per optimizer step")
+    optimizer: str = option("adamw", "adam | adamw | sgd")
+    lr: float = option(3e-3, "peak learning rate (per image batch, not scaled with batch size)")
+    momentum: float = option(0.9, "SGD momentum (Adam/AdamW: beta1)")
+    nesterov: bool = option(False, "Nesterov momentum for SGD")
+    weight_decay: float = option(
+        5e-4, "L2 / decoupled decay; never applied to biases and norm weights"
+    )
+    schedule: str = option("onecycle", "onecycle | cosine | step | none  (stepped every batch)")
+    warmup_epochs: float = option(
+        0.0, "linear warm-up length for `cosine`, epochs (may be fractional)"
+    )
+    onecycle_pct: float = option(0.25, "fraction of all steps spent rising to `lr` in `onecycle`")
+    step_size: int = option(10, "`step` schedule: epochs between decays")
+    gamma: float = option(0.1, "`step` schedule: factor applied every `step_size` epochs")
+    label_smoothing: float = option(0.0, "cross-entropy target smoothing, 0 = one-hot targets")
+    grad_clip: float | None = option(
+        None, "max global L2 norm of the gradients (None: no clipping)"
+    )
 
     # --- speed --------------------------------------------------------------------------------
-    device: str = "auto"  # auto | cpu | cuda | mps   (auto: cuda, else mps, else cpu)
-    precision: str = "fp32"  # fp32 | bf16 (autocast; ~10x slower on CPUs without bf16 units)
-    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU and GPU
-    compile: bool = False  # torch.compile the model (slow to start; helps on GPUs)
-    threads: int | None = None  # CPU threads for torch ops (None: torch's default, one per core)
+    device: str = option("auto", "auto | cpu | cuda | mps   (auto: cuda, else mps, else cpu)")
+    precision: str = option(
+        "fp32", "fp32 | bf16 (autocast; ~10x slower on CPUs without bf16 units)"
+    )
+    channels_last: bool = option(True, "NHWC memory format: faster convolutions on CPU and GPU")
+    compile: bool = option(False, "torch.compile the model (slow to start; helps on GPUs)")
+    threads: int | None = option(
+        None, "CPU threads for torch ops (None: torch's default, one per core)"
+    )
 
     # --- run control --------------------------------------------------------------------------
-    seed: int = 0  # seeds torch, numpy, python and the shuffling generator
-    patience: int | None = None  # stop after this many epochs without a better val accuracy
-    out_dir: str = "runs"  # parent folder of run directories
-    name: str | None = None  # run directory name (None: <dataset>-<model>[-N])
-    eval_split: str | None = "test"  # split to evaluate the best checkpoint on at the end
-    report: bool = True  # write report.html at the end (when cnnlab.viz is installed)
-    tensorboard: bool = False  # also log to runs/<name>/tensorboard (needs tensorboard)
-    quiet: bool = False  # plain log lines only: no progress bar, no tables
-    preset: str | None = None  # named recipe applied under the explicit settings
+    seed: int = option(0, "seeds torch, numpy, python and the shuffling generator")
+    patience: int | None = option(None, "stop after this many epochs without a better val accuracy")
+    out_dir: str = option("runs", "parent folder of run directories")
+    name: str | None = option(None, "run directory name (None: <dataset>-<model>[-N])")
+    eval_split: str | None = option("test", "split to evaluate the best checkpoint on at the end")
+    report: bool = option(True, "write report.html at the end (when cnnlab.viz is installed)")
+    tensorboard: bool = option(False, "also log to runs/<name>/tensorboard (needs tensorboard)")
+    quiet: bool = option(False, "plain log lines only: no progress bar, no tables")
+    preset: str | None = option(None, "named recipe applied under the explicit settings")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -120,12 +120,13 @@ def fit(
     printer = TrainPrinter(cfg.quiet)
     if data is not None and getattr(data, "name", None) and data.name != cfg.dataset:
         cfg = dataclasses.replace(cfg, dataset=str(data.name))  # config.yaml says what trained
-    bundle = data if data is not None else _setup.load_bundle(cfg)
+    pretrained = _setup.pretrained_source(cfg)  # read once: for the data and for the model
+    bundle = data if data is not None else _setup.load_bundle(cfg, pretrained)
     run_dir = create_run_dir(cfg.out_dir, cfg.dataset, cfg.model, cfg.name)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     atomic_write_text(run_dir / "data.json", json.dumps(_data_json(bundle), indent=2))
     try:
-        return _Run(cfg, run_dir, bundle, printer, state=None).run()
+        return _Run(cfg, run_dir, bundle, printer, state=None, pretrained=pretrained).run()
     except BaseException:
         # A run that stops before its first checkpoint (a bad --pretrained, a model that does
         # not fit the data) holds nothing worth keeping: don't leave an empty run behind.
@@ -158,8 +159,9 @@ def _resume(run_dir: Path, data: Any, options: dict[str, Any]) -> TrainResult:
     printer = TrainPrinter(cfg.quiet)
     printer.log(f"resuming {run_dir} after epoch {state['epoch']}")
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    bundle = data if data is not None else _setup.load_bundle(cfg)
-    return _Run(cfg, run_dir, bundle, printer, state=state).run()
+    pretrained = _setup.pretrained_source(cfg)
+    bundle = data if data is not None else _setup.load_bundle(cfg, pretrained)
+    return _Run(cfg, run_dir, bundle, printer, state=state, pretrained=pretrained).run()
 
 
 def _data_json(bundle: Any) -> dict[str, Any]:
@@ -171,10 +173,11 @@ class _Run:
 
     def __init__(
         self, cfg: TrainConfig, run_dir: Path, bundle: Any, printer: TrainPrinter,
-        state: dict[str, Any] | None,
+        state: dict[str, Any] | None, pretrained: Any = None,
     ) -> None:
         self.cfg, self.run_dir, self.bundle, self.printer = cfg, run_dir, bundle, printer
         self.state = state
+        self.pretrained = pretrained  # cnnlab.transfer.PretrainedInfo of --pretrained, or None
         self.device = _setup.resolve_device(cfg.device)
         self.autocast = _setup.autocast_factory(cfg, self.device)
 
@@ -190,7 +193,7 @@ class _Run:
     def _run(self) -> TrainResult:
         cfg, printer = self.cfg, self.printer
         generator = seed_everything(cfg.seed)
-        setup = _setup.build_model(cfg, self.bundle)
+        setup = _setup.build_model(cfg, self.bundle, self.pretrained)
         model = setup.model.to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +85,6 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def _cnnlab_header(path: Path) -> str | None:
-    """The ``cnnlab`` metadata (JSON text) of a ``.safetensors`` file; None for a plain one."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        return (f.metadata() or {}).get("cnnlab")
-
-
 def load_local_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a local source: a run directory, a cnnlab/plain ``.safetensors``, or a ``.pth``.
 
@@ -109,7 +101,9 @@ def load_local_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     if path.is_dir():
         return read_checkpoint(resolve_checkpoint(path))
     if path.suffix == ".safetensors":
-        if _cnnlab_header(path) is not None:
+        from cnnlab.checkpoint import read_metadata
+
+        if read_metadata(path) is not None:
             return read_checkpoint(path)
         from safetensors.torch import load_file
 
@@ -125,14 +119,119 @@ def load_local_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     return _unwrap(obj, path), {}
 
 
+def is_torchvision(source: str | os.PathLike) -> bool:
+    """True for ``"torchvision"`` and ``"torchvision:VARIANT"``."""
+    text = os.fspath(source)
+    return text == "torchvision" or text.startswith("torchvision:")
+
+
+@dataclass(frozen=True)
+class PretrainedInfo:
+    """What a pretrained source's weights expect, read once (the tensors are not loaded).
+
+    Attributes:
+        source: the source as given.
+        input_size: ``(C, H, W)`` the weights were trained at, or None when unknown.
+        mean, std: the per-channel input normalization they were trained with, or None.
+        class_names: the classes of their head (a cnnlab checkpoint, or ImageNet's), or None.
+        imagenet: True for ImageNet weights (torchvision's, or a bare state dict).
+    """
+
+    source: str
+    input_size: tuple[int, int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    imagenet: bool = False
+
+    @property
+    def image_size(self) -> int | None:
+        """The side of the square input the weights expect (None: unknown or not square)."""
+        if self.input_size is None or self.input_size[1] != self.input_size[2]:
+            return None
+        return int(self.input_size[1])
+
+    @property
+    def normalization(self) -> dict[str, list[float]] | None:
+        """``{"mean": [...], "std": [...]}``, or None when unknown."""
+        if self.mean is None or self.std is None:
+            return None
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+
+def imagenet_info(source: str, class_names: list[str] | None = None) -> PretrainedInfo:
+    """The one rule for ImageNet weights: 3 x 224 x 224 inputs with ImageNet's mean/std.
+
+    torchvision's weights follow it, and so does a bare state dict (a ``.pth`` or a
+    ``.safetensors`` without cnnlab metadata), which is taken for one of torchvision's files.
+
+    Example:
+        >>> imagenet_info("resnet18.pth").input_size
+        (3, 224, 224)
+    """
+    return PretrainedInfo(
+        source=source, input_size=(3, IMAGENET_SIZE, IMAGENET_SIZE), mean=IMAGENET_MEAN,
+        std=IMAGENET_STD, class_names=tuple(class_names) if class_names else None, imagenet=True,
+    )
+
+
+def pretrained_info(source: str | os.PathLike, arch: str | None = None) -> PretrainedInfo:
+    """Read what the weights in ``source`` expect: input size, normalization, class names.
+
+    Only metadata is read (a safetensors header; nothing for torchvision but its weights enum):
+    :func:`cnnlab.transfer.load_pretrained` loads the tensors. A cnnlab run or checkpoint gives
+    its metadata; torchvision's weights and bare state dicts follow :func:`imagenet_info`.
+
+    Args:
+        source: ``"torchvision"[:VARIANT]``, a run directory, a ``.safetensors`` or ``.pth``.
+        arch: the architecture (for torchvision's class names and variant check; optional).
+
+    Raises:
+        FileNotFoundError: a path that does not exist, or a run without a checkpoint.
+        ValueError: an unreadable checkpoint, or torchvision weights that do not exist.
+
+    Example:
+        >>> pretrained_info("torchvision").image_size
+        224
+    """
+    from cnnlab.checkpoint import read_metadata, resolve_checkpoint
+
+    text = os.fspath(source)
+    if is_torchvision(text):
+        names = None
+        if arch is not None:
+            weights = torchvision_weights(arch, text.partition(":")[2] or None)
+            names = list(weights.meta.get("categories") or []) or None
+        return imagenet_info(text, names)
+    path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"pretrained source {text!r} does not exist; pass 'torchvision', a run "
+            "directory, a .safetensors checkpoint or a .pth state dict"
+        )
+    file = resolve_checkpoint(path) if path.is_dir() else path
+    meta = read_metadata(file) if file.suffix == ".safetensors" else None
+    if meta is None:  # a bare state dict
+        return imagenet_info(text)
+    size = meta.get("input_size")
+    norm = meta.get("normalization") or {}
+    names = meta.get("class_names")
+    return PretrainedInfo(
+        source=text,
+        input_size=tuple(int(v) for v in size) if isinstance(size, list) and len(size) == 3
+        else None,
+        mean=tuple(norm["mean"]) if norm.get("mean") else None,
+        std=tuple(norm["std"]) if norm.get("std") else None,
+        class_names=tuple(str(n) for n in names) if names else None,
+    )
+
+
 def pretrained_image_size(source: str | os.PathLike) -> int | None:
     """Side of the square input the weights in ``source`` expect, read without loading them.
 
-    torchvision's ImageNet weights expect 224, and so do bare state dicts (``.pth``, or a
-    ``.safetensors`` without cnnlab metadata), which :func:`load_pretrained` takes for
-    torchvision's ImageNet files; a cnnlab run or checkpoint expects the size it was trained at
-    (from its metadata). None when it cannot be told: a missing or unreadable source (which
-    ``load_pretrained`` then reports), or a run trained on non-square images.
+    :attr:`PretrainedInfo.image_size` of :func:`pretrained_info`; None when it cannot be told:
+    a missing or unreadable source (which ``load_pretrained`` then reports), or a run trained
+    on non-square images.
 
     Example:
         >>> pretrained_image_size("torchvision")
@@ -140,21 +239,7 @@ def pretrained_image_size(source: str | os.PathLike) -> int | None:
         >>> pretrained_image_size("no/such/run") is None
         True
     """
-    from cnnlab.checkpoint import resolve_checkpoint
-
-    text = os.fspath(source)
-    if text == "torchvision" or text.startswith("torchvision:"):
-        return IMAGENET_SIZE
     try:
-        path = resolve_checkpoint(text) if Path(text).is_dir() else Path(text)
-        if not path.is_file():
-            return None
-        header = _cnnlab_header(path) if path.suffix == ".safetensors" else None
-        if header is None:  # a bare state dict
-            return IMAGENET_SIZE
-        size = json.loads(header).get("input_size")
+        return pretrained_info(source).image_size
     except Exception:  # unreadable: load_pretrained raises the clear error for it
         return None
-    if isinstance(size, list) and len(size) == 3 and size[1] == size[2]:
-        return int(size[1])
-    return None

@@ -19,11 +19,12 @@ from torch import nn
 
 from cnnlab.transfer._head import head_prefix, is_head_param
 from cnnlab.transfer._sources import (
-    IMAGENET_MEAN,
     IMAGENET_SIZE,
-    IMAGENET_STD,
+    PretrainedInfo,
+    is_torchvision,
     load_local_state,
     load_torchvision_state,
+    pretrained_info,
     torchvision_weights,
 )
 
@@ -168,6 +169,7 @@ def load_pretrained(
     arch: str | None = None,
     class_names: Sequence[str] | None = None,
     new_head: bool | None = None,
+    info: PretrainedInfo | None = None,
 ) -> PretrainedReport:
     """Copy pretrained weights into ``model`` in place, replacing what does not fit.
 
@@ -183,6 +185,8 @@ def load_pretrained(
             loaded even if its shape fits (e.g. digits 0-4 -> digits 5-9).
         new_head: True: never load the head; False: load it whenever its shape fits;
             None (default): decide from shapes and ``class_names`` as above.
+        info: what the source expects, when already read with
+            :func:`cnnlab.transfer.pretrained_info` (read here otherwise).
 
     Returns:
         A :class:`PretrainedReport`; ``report.normalization`` / ``report.input_size`` are what
@@ -204,23 +208,18 @@ def load_pretrained(
     """
     source_str = os.fspath(source)
     report = PretrainedReport(source=source_str)
-    if source_str == "torchvision" or source_str.startswith("torchvision:"):
-        variant = source_str.partition(":")[2] or None
-        weights = torchvision_weights(_model_arch(model, arch), variant)
+    if is_torchvision(source_str):
+        model_arch = _model_arch(model, arch)
+        weights = torchvision_weights(model_arch, source_str.partition(":")[2] or None)
+        info = info or pretrained_info(source_str, model_arch)
         src = load_torchvision_state(weights)
-        mean, std = weights.transforms().mean, weights.transforms().std
-        report.imagenet = True
-        report.class_names = list(weights.meta.get("categories") or []) or None
     else:
-        src, meta = load_local_state(source_str)
-        norm = meta.get("normalization") or {}
-        if meta:
-            mean, std = norm.get("mean"), norm.get("std")
-            report.input_size = meta.get("input_size")
-            report.class_names = meta.get("class_names")
-        else:  # a bare state dict: torchvision's files are ImageNet-trained
-            mean, std = IMAGENET_MEAN, IMAGENET_STD
-            report.imagenet = True
+        info = info or pretrained_info(source_str)
+        src, _ = load_local_state(source_str)
+    mean, std = info.mean, info.std
+    report.imagenet = info.imagenet
+    report.input_size = list(info.input_size) if info.input_size else None
+    report.class_names = list(info.class_names) if info.class_names else None
     src = _strip_wrappers(src)
     target = model.state_dict()
     prefix = head_prefix(model)
