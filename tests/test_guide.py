@@ -28,6 +28,7 @@ def test_the_guide_has_its_pages():
         assert any(topic in n for n in names), f"no guide page about {topic}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.stem)
 def test_guide_page_runs(page, tmp_path, monkeypatch):
     import torch

@@ -88,6 +88,7 @@ def test_real_cpu_model_gives_the_same_summary_as_meta():
         ] == keys
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", models.list_models())
 def test_zoo_summary(name):
     with torch.device("meta"):
@@ -118,6 +119,7 @@ EMPIRICAL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, options, layer, size, expected", EMPIRICAL, ids=[e[0] for e in EMPIRICAL]
 )

@@ -79,6 +79,7 @@ def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_parameters_and_strict_load(name: str) -> None:
     tv, ours = _build_pair(name, CASES[name])
@@ -90,6 +91,7 @@ def test_same_parameters_and_strict_load(name: str) -> None:
     tv.load_state_dict(ours.state_dict(), strict=True)  # and back
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_same_outputs_with_torchvision_weights(name: str) -> None:
     tv, ours = _build_pair(name, CASES[name])

@@ -63,6 +63,7 @@ def test_every_issue_family_is_registered() -> None:
     assert expected <= set(list_models())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels,size", SIZES, ids=[f"{c}x{s}" for c, s in SIZES])
 @pytest.mark.parametrize("name", list_models())
 def test_forward_backward(name: str, channels: int, size: int) -> None:
@@ -99,6 +100,7 @@ def _variants() -> list[tuple[str, bool]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,small_input", _variants())
 def test_min_input_size_is_exact(name: str, small_input: bool) -> None:
     model = build(name, small_input=small_input).eval()
@@ -119,6 +121,7 @@ def test_small_input_hint_in_error() -> None:
         model(torch.zeros(1, 3, 28, 28))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list_models())
 def test_uniform_api(name: str) -> None:
     model = build(name, in_channels=1, size=32).eval()
@@ -230,6 +233,7 @@ def test_mobilenet_v1_matches_the_paper() -> None:
     assert params == pytest.approx(4.2e6, rel=0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "groups,width,mflops",
     # Zhang et al. 2017, Table 2 (complexity of ShuffleNet 1x for g = 1..8) and Table 3 (0.5x

@@ -67,6 +67,7 @@ def test_training_ends_with_a_full_report(trained_run):
     assert '<tr><td>9</td><td class="num">' in html  # the per-class table row of class 9
 
 
+@pytest.mark.slow
 def test_report_computes_the_evaluation_when_none_was_saved(trained_run, tmp_path):
     run = tmp_path / "copy"
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("eval", "report.html"))
@@ -130,6 +131,7 @@ def chromium_load(html_file: Path, tmp_path: Path) -> tuple[list[str], np.ndarra
     return errors, np.asarray(Image.open(shot).convert("L"), dtype=float)
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_the_browser_check_detects_errors_and_blank_pages(tmp_path):
     broken = tmp_path / "broken.html"
@@ -148,6 +150,7 @@ def test_the_browser_check_detects_errors_and_blank_pages(tmp_path):
     assert errors == ["script error: Uncaught ReferenceError: nosuch is not defined"]
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_report_renders_in_chromium_without_errors(trained_run, tmp_path):
     errors, shot = chromium_load(trained_run / "report.html", tmp_path)
@@ -157,6 +160,7 @@ def test_report_renders_in_chromium_without_errors(trained_run, tmp_path):
     Image.fromarray(shot.astype(np.uint8)).save(tmp_path / "report-screenshot.png")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind",
     ["grid", "losses", "dataset", "augment", "features", "gradcam", "rf", "filters", "confusion"],

@@ -40,6 +40,7 @@ def _finished_epochs(run_dir):
         return 0
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_identical_result(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run_dir = tmp_path / "runs" / "killed"

@@ -26,6 +26,7 @@ def _image_file(path, size=(20, 24)):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [
     ["curves"], ["confusion"], ["filters"], ["features", "{img}", "--layer", "features.0.0"],
     ["gradcam", "{img}", "--class", "dog"], ["gradcam", "{img}", "--class", "2"],
@@ -63,6 +64,7 @@ def test_viz_errors_are_one_clear_line(argv, message, run_dir, tmp_path, capsys)
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_viz_explain_png_and_gif(tmp_path, capsys):
     png = tmp_path / "conv.png"
     assert main(["viz", "conv", "--size", "5", "--kernel", "3", "--stride", "2", "--padding", "1",

@@ -57,6 +57,7 @@ FIGURES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_figure_returns_figure_and_writes_a_png(name, tmp_path):
     fig = FIGURES[name]()
@@ -67,6 +68,7 @@ def test_figure_returns_figure_and_writes_a_png(name, tmp_path):
     assert pixels.std() > 5, "the PNG is blank"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["curves", "predictions", "conv"])
 def test_figures_write_svg(name, tmp_path):
     svg = viz.save_figure(FIGURES[name](), tmp_path / f"{name}.svg")
@@ -93,6 +95,7 @@ def test_gif_animates_every_step(tmp_path):
         viz.save_gif(plan, tmp_path / "pool.png")
 
 
+@pytest.mark.slow
 def test_no_window_backend_is_agg_and_pyplot_unused():
     code = textwrap.dedent("""
         import os, sys, torch
