@@ -15,7 +15,7 @@ import cnnlab
 RANKS = {
     "__main__": 13, "cli": 12, "train": 11, "viz": 10, "evaluation": 9, "prediction": 9,
     "export": 8, "run": 7, "transfer": 6, "data": 5, "inspect": 5, "checkpoint": 4,
-    "models": 3, "layers": 2, "reference": 1, "_validate": 0, "_deps": 0,
+    "models": 3, "layers": 2, "reference": 1, "_validate": 0, "_deps": 0, "_yaml": 0,
 }  # fmt: skip
 ROOT = Path(cnnlab.__file__).parent
 

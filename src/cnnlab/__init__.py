@@ -19,7 +19,7 @@ checks it)::
     layers         every convolution/pooling/normalization variant and block; shape formulas
     reference      NumPy-only from-scratch ops: the math, and the tests' oracle
 
-A package imports only packages below it (``_validate`` and ``_deps`` are helpers for all), and
+A package imports only packages below it (``_validate``, ``_deps`` and ``_yaml`` are helpers for all), and
 never another package's private ``_module``.
 
 Sub-packages are imported on demand (``import cnnlab.layers``) so that ``import cnnlab`` stays

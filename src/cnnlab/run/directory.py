@@ -141,27 +141,19 @@ class Run:
         Raises:
             ValueError: the file is not YAML, not a mapping, or a data key has a wrong type.
         """
-        import yaml
+        from cnnlab._yaml import read_yaml_mapping
 
         if not self.config_file.is_file():
             return {}
-        try:
-            values = yaml.safe_load(self.config_file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{str(self.config_file)!r} is not valid YAML: {exc}") from None
-        if not isinstance(values, dict):
-            raise ValueError(
-                f"{str(self.config_file)!r} must hold a mapping of keys to values, "
-                f"got {type(values).__name__}"
-            )
+        values = read_yaml_mapping(self.config_file)
         for key, types in _DATA_KEYS.items():
+            value = values.get(key)
             if key in values and (
-                not isinstance(values[key], types) or isinstance(values[key], bool) != (
-                    bool in types)
+                not isinstance(value, types) or isinstance(value, bool) != (bool in types)
             ):
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise ValueError(
-                    f"{str(self.config_file)!r}: {key} must be {names}, got {values[key]!r}"
+                    f"{str(self.config_file)!r}: {key} must be {names}, got {value!r}"
                 )
         return values
 

@@ -213,20 +213,10 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         >>> read_yaml("run.yaml")  # doctest: +SKIP
         {'epochs': 5, 'lr': 0.01}
     """
-    import yaml
+    from cnnlab._yaml import read_yaml_mapping
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(values, dict):
-        raise ValueError(
-            f"config file {str(path)!r} must hold a mapping of keys to values, "
-            f"got {type(values).__name__}"
-        )
+    values = read_yaml_mapping(path)
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     check_keys(values, f"config file {str(path)!r}")
     return values
