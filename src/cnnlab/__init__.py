@@ -6,8 +6,8 @@ checks it)::
     cli            cnnlab train | evaluate | predict | summary | shape | models | viz | export
     train          the loop, checkpoints, metrics (writes the report through viz when installed)
     viz            plots and the HTML run report
-    evaluation     scoring a run on a split (metrics, per class, confusion); prediction: top-k
-    prediction     of image files
+    evaluation  prediction   a run scored on a split (metrics, per class, confusion); top-k
+                   classes of image files (side by side: neither imports the other)
     export         shipping a model (ONNX, TorchScript) and its inference backends
     run            the run directory: paths, config/metadata reader, model and data reloading,
                    eval/<split>/ files, the one batched scoring path
@@ -19,8 +19,8 @@ checks it)::
     layers         every convolution/pooling/normalization variant and block; shape formulas
     reference      NumPy-only from-scratch ops: the math, and the tests' oracle
 
-A package imports only packages below it (``_validate``, ``_deps`` and ``_yaml`` are helpers for all), and
-never another package's private ``_module``.
+A package imports only packages below it (``_validate``, ``_deps`` and ``_yaml`` are helpers
+for all), and never another package's private ``_module``.
 
 Sub-packages are imported on demand (``import cnnlab.layers``) so that ``import cnnlab`` stays
 cheap.

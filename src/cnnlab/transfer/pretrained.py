@@ -19,7 +19,6 @@ from torch import nn
 
 from cnnlab.transfer._head import head_prefix, is_head_param
 from cnnlab.transfer._sources import (
-    IMAGENET_SIZE,
     PretrainedInfo,
     is_torchvision,
     load_local_state,
@@ -266,6 +265,6 @@ def load_pretrained(
     model.load_state_dict(new_state, strict=True)
     if mean is not None and std is not None and channels is not None:
         report.normalization = _norm_for_channels(mean, std, channels)
-    if report.imagenet and channels is not None:
-        report.input_size = [channels, IMAGENET_SIZE, IMAGENET_SIZE]
+    if report.imagenet and channels is not None and info.input_size is not None:
+        report.input_size = [channels, *info.input_size[1:]]  # first conv adapted to channels
     return report
