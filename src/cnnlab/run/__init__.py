@@ -19,12 +19,15 @@ from cnnlab.run.eval_files import (
     write_eval,
 )
 from cnnlab.run.scoring import model_logits, score_images
+from cnnlab.run.writer import METRIC_COLUMNS, create_run_dir, write_metrics
 
 __all__ = [
     "CHECKPOINTS",
     "EVAL_ORDER",
     "EVAL_SPLITS",
+    "METRIC_COLUMNS",
     "Run",
+    "create_run_dir",
     "model_logits",
     "read_confusion",
     "read_csv",
@@ -32,4 +35,5 @@ __all__ = [
     "read_per_class",
     "score_images",
     "write_eval",
+    "write_metrics",
 ]
