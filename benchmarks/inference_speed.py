@@ -21,6 +21,12 @@ cores, and the fastest resnet18 path's GFLOP/s (2 x MACs from ``cnnlab.inspect.s
 given as a fraction of it.
 
     python benchmarks/inference_speed.py [--skip-compile] [--repeats 7] [--batches 1 64]
+
+With ``--int8 RUN [RUN ...]`` it instead quantizes trained runs to int8 ONNX and times int8 ONNX
+Runtime against torchvision eager and fp32 ONNX Runtime on the runs' own validation images,
+with the int8 model's top-1 agreement with fp32 on them (see ``_int8_speed.py``):
+
+    python benchmarks/inference_speed.py --int8 runs/cifar-resnet18 ... [--repeats 5]
 """
 
 from __future__ import annotations
@@ -153,10 +159,22 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument(
+        "--int8", nargs="+", default=None, metavar="RUN",
+        help="time int8 ONNX Runtime exports of these trained runs instead (see _int8_speed.py)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calibration-size", type=int, default=256, help="--int8: calibration images per run"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.int8:
+        from _int8_speed import int8_main
+
+        int8_main(args, time_rotated, f"{cpu_description()}; physical cores {physical_cores()}")
+        return
     if not args.skip_compile:
         import torch._inductor.config as inductor_config
 

@@ -20,7 +20,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("model", metavar="RUN_OR_ONNX", help="runs/NAME, a .safetensors or .onnx")
-    parser.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files / folders")
+    parser.add_argument("images", nargs="*", metavar="IMAGE_OR_DIR", help="image files / folders")
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
     parser.add_argument(
         "--format", default="table", choices=("table", "json"), help="output (default: table)"
@@ -28,10 +28,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "torch", "channels_last", "onnx"),
+        choices=("auto", "torch", "channels_last", "onnx", "list"),
         help=(
             "inference engine; auto = ONNX Runtime when installed (pip install "
-            "'cnnlab[export]'), else torch with channels_last (default: auto)"
+            "'cnnlab[export]'), else torch with channels_last (default: auto); an int8 .onnx "
+            "export runs in ONNX Runtime like any other; 'list' prints the engines that can "
+            "run this model here, with their precision"
         ),
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
@@ -55,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnlab.prediction import predict
 
+    if args.backend == "list":
+        from cnnlab.export.available import available_backends
+
+        for info in available_backends(args.model):
+            mark = "yes" if info.available else "no "
+            print(f"{info.backend:<14} {mark}  {info.description}")
+        return 0
+    if not args.images:
+        raise ValueError("give at least one IMAGE_OR_DIR to classify (or --backend list)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         results = predict(

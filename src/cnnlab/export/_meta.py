@@ -6,8 +6,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-# Keys copied from a checkpoint's metadata into every exported model.
-META_KEYS = ("model", "class_names", "normalization", "input_size", "sha256", "cnnlab_version")
+# Keys copied from a checkpoint's metadata into every exported model (``quantization``: how an
+# int8 export was quantized and how it compared with fp32).
+META_KEYS = (
+    "model", "class_names", "normalization", "input_size", "sha256", "cnnlab_version",
+    "quantization",
+)  # fmt: skip
 
 
 def export_meta(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,10 +6,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cnnlab._validate import check_choice
 
 FORMATS = ("onnx", "torchscript")
+QUANTIZE = ("int8",)
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
@@ -24,6 +26,9 @@ class ExportResult:
             with ONNX Runtime).
         meta_path: the JSON beside a TorchScript file (None for ONNX: its metadata is inside).
         dynamic_batch: whether the ONNX graph accepts any batch size.
+        quantization: for an int8 export, its check against fp32 (a
+            :class:`cnnlab.export.quantize.QuantCheck`); None otherwise.
+        float_ops: for an int8 export written with ``force``, the compute ops left in fp32.
     """
 
     path: Path
@@ -31,6 +36,8 @@ class ExportResult:
     max_abs_diff: float
     meta_path: Path | None = None
     dynamic_batch: bool = False
+    quantization: Any = None
+    float_ops: tuple = ()
 
 
 def export(
@@ -38,6 +45,8 @@ def export(
     format: str = "onnx",
     dynamic_batch: bool = False,
     out: str | os.PathLike | None = None,
+    quantize: str | None = None,
+    **int8_options: Any,
 ) -> ExportResult:
     """Export the best (else last) checkpoint of a run as ONNX or TorchScript.
 
@@ -53,6 +62,9 @@ def export(
         dynamic_batch: ONNX only: accept any batch size (else the batch is fixed at 1;
             TorchScript traces accept any batch size).
         out: the output file (default: ``RUN/export/model.onnx`` or ``RUN/export/model.pt``).
+        quantize: ``"int8"`` for a statically quantized ONNX model, calibrated and checked on
+            the run's own data (``format`` must be ``"onnx"``); see
+            :func:`cnnlab.export.int8.export_int8`, which takes ``int8_options``.
 
     Example:
         >>> result = export("runs/digits", format="onnx", dynamic_batch=True)  # doctest: +SKIP
@@ -63,6 +75,15 @@ def export(
     from cnnlab.export._meta import export_meta
 
     check_choice("format", format, FORMATS)
+    if quantize is not None:
+        check_choice("quantize", quantize, QUANTIZE)
+        if format != "onnx":
+            raise ValueError(f"quantize={quantize!r} needs format 'onnx', got {format!r}")
+        from cnnlab.export.int8 import export_int8
+
+        return export_int8(run_dir, out=out, dynamic_batch=dynamic_batch, **int8_options)
+    if int8_options:
+        raise ValueError(f"{', '.join(sorted(int8_options))} only apply with quantize='int8'")
     model, meta = load_model(run_dir)
     meta = export_meta(meta)
     run_path = Path(run_dir)
