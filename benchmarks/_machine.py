@@ -11,8 +11,9 @@ import os
 import platform
 from pathlib import Path
 
-# cpuinfo flags that change which kernels oneDNN, MKL and ONNX Runtime's MLAS can use.
-_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+# cpuinfo flags that change which kernels oneDNN, MKL and ONNX Runtime's MLAS can use (avx512_vnni
+# and amx_int8: the int8 dot-product instructions).
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
 def cpu_description() -> str:

@@ -5,6 +5,8 @@ Example:
     >>> result = export("runs/digits", format="onnx", dynamic_batch=True)  # doctest: +SKIP
     >>> load_predictor(result.path).backend  # doctest: +SKIP
     'onnx'
+    >>> export("runs/digits", quantize="int8").quantization.agreement  # doctest: +SKIP
+    0.9944
 """
 
 from cnnlab.export.api import FORMATS, ExportResult, export
@@ -18,6 +20,7 @@ from cnnlab.export.backends import (
     onnxruntime_available,
     physical_cores,
 )
+from cnnlab.export.int8 import export_int8
 
 __all__ = [
     "BACKENDS",
@@ -28,6 +31,7 @@ __all__ = [
     "TorchPredictor",
     "default_backend",
     "export",
+    "export_int8",
     "load_predictor",
     "onnxruntime_available",
     "physical_cores",
