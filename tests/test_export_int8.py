@@ -114,6 +114,16 @@ def test_export_api_and_backend_list_of_a_run(run_dir):
         export(run_dir, "torchscript", quantize="int8")
     with pytest.raises(ValueError, match="min_agreement must be a number in"):
         export(run_dir, "onnx", quantize="int8", min_agreement=1.5)
+    with pytest.raises(ValueError, match="calibration_size must be"):
+        export(run_dir, "onnx", quantize="int8", calibration_size=0)
+
+
+def test_predict_without_images_says_what_to_give(run_dir, capsys):
+    assert main(["predict", str(run_dir)]) == 2
+    assert "give at least one IMAGE_OR_DIR" in capsys.readouterr().err
+    assert main(["predict", str(run_dir), "--backend", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing[:3]] == ["torch", "channels_last", "onnx"]
 
 
 def _tied_run(run_dir, dest):

@@ -56,8 +56,9 @@ def export_int8(
     from cnnlab.data import to_float_normalized
     from cnnlab.export._meta import export_meta
     from cnnlab.export._run_data import load_run_data
-    from cnnlab.export.quantize import quantize_model, sample_calibration
+    from cnnlab.export.quantize import check_min_agreement, quantize_model, sample_calibration
 
+    check_min_agreement(min_agreement)
     check_int("calibration_size", calibration_size, min_value=1)
     check_int("seed", seed, min_value=0)
     model, raw_meta = load_model(run_dir)

@@ -18,8 +18,9 @@ Why this quantizer and this data-type pair, measured on this project's AMD EPYC 
 AVX-512 VNNI, 2 cores; ``benchmarks/inference_speed.py --int8``): resnet18 at 224x224, batch
 64, ran at ~204 images/s with U8S8 QDQ, ~56 with S8S8 QDQ (ONNX Runtime has no fast signed x
 signed kernel path here) and ~52 in fp32 ONNX Runtime. PyTorch's PT2E quantization with the
-x86 inductor quantizer was not measured: its result is a torch.compile'd Python object, not a
-file, so ``cnnlab predict`` and a server could not load it like any ONNX export.
+x86 inductor quantizer was not measured: on torch 2.14 it lives in the separate ``torchao``
+package, and its result is a torch.compile'd Python object, not a file that ``cnnlab predict``
+or a server could load like any ONNX export.
 
 Before anything is written, the int8 model is compared with the fp32 one on the run's
 validation split (top-1 of both, their top-1 agreement, max/mean |logit difference|), and the
@@ -266,6 +267,18 @@ def compare_logits(
     )
 
 
+def check_min_agreement(value: Any) -> float:
+    """``value`` if it is a number in [0, 1], else a ``ValueError`` that names it.
+
+    Example:
+        >>> check_min_agreement(0.99)
+        0.99
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"min_agreement must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def _logits(predictor: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate([predictor(x[i : i + batch]) for i in range(0, len(x), batch)])
 
@@ -312,12 +325,7 @@ def quantize_model(
     from cnnlab.export.backends import OnnxPredictor
     from cnnlab.export.onnx import _with_metadata, export_onnx
 
-    if (
-        isinstance(min_agreement, bool)
-        or not isinstance(min_agreement, (int, float))
-        or not (0 <= min_agreement <= 1)
-    ):
-        raise ValueError(f"min_agreement must be a number in [0, 1], got {min_agreement!r}")
+    check_min_agreement(min_agreement)
     fp32, fp32_diff = export_onnx(model, meta, dynamic_batch=dynamic_batch)
     int8 = quantize_onnx(fp32, calibration)
     float_ops = float_compute_ops(int8)
