@@ -105,5 +105,5 @@ def export_int8(
     atomic_write_bytes(path, result.data)
     return ExportResult(
         path, "onnx", result.fp32_max_abs_diff, None, dynamic_batch, result.check,
-        result.float_ops,
+        tuple(result.float_ops),
     )  # fmt: skip
