@@ -29,13 +29,11 @@ import numpy as np
 import torch
 import torchvision
 
-from cnnlab.checkpoint import load_model
 from cnnlab.data import to_float_normalized
-from cnnlab.export._meta import export_meta
-from cnnlab.export._run_data import load_run_data
 from cnnlab.export.backends import OnnxPredictor, TorchPredictor
 from cnnlab.export.int8 import export_int8
 from cnnlab.export.onnx import export_onnx
+from cnnlab.run import Run
 
 TORCHVISION_TWINS = ("resnet18", "mobilenet_v2")
 
@@ -50,9 +48,9 @@ def _baseline(name: str, model: torch.nn.Module, meta: dict[str, Any]) -> TorchP
 
 def bench_run(run_dir: Path, args: Any, time_rotated: Any) -> list[tuple]:
     """Rows ``(model, size, method, batch, images/s, lo, hi, baseline images/s)`` of one run."""
-    model, raw = load_model(run_dir)
-    meta = export_meta(raw)
-    name = raw["model"]["name"]
+    run = Run(run_dir)
+    model, meta = run.load_model()
+    name = meta["model"]["name"]
     c, h, w = meta["input_size"]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -74,7 +72,7 @@ def bench_run(run_dir: Path, args: Any, time_rotated: Any) -> list[tuple]:
         flush=True,
     )
     norm = meta["normalization"]
-    val = load_run_data(run_dir, meta).val.images
+    val = run.load_data().val.images
     methods: dict[str, Any] = {}
     base = _baseline(name, model, meta)
     if base is not None:

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_export_fixtures import one_thread, write_digit_pngs
+from _utils import write_digit_pngs
 from torch import nn
 
 from cnnlab.checkpoint import load_model, save_checkpoint
@@ -24,10 +24,7 @@ from cnnlab.prediction import predict
 SIZE = 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # trains a run
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +217,8 @@ def test_run_without_config_needs_data(run_dir, tmp_path, capsys):
     bare.mkdir()
     shutil.copy(run_dir / "best.safetensors", bare / "best.safetensors")
     assert main(["export", str(bare), "--quantize", "int8"]) == 2
-    assert "config.yaml' does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "config.yaml' does not exist" in err and "--data digits" in err
     result = export(bare, "onnx", quantize="int8", calibration_size=32, data="digits",
                     out=tmp_path / "bare.onnx")  # fmt: skip
     assert result.quantization.images == 179

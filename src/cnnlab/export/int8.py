@@ -1,8 +1,9 @@
 """``export_int8(run_dir)``: a run's model as int8 ONNX, calibrated and checked on its own data.
 
 Calibration images come from the run's training split, the check from its validation split
-(the test split when the run has no validation images), both reloaded the way ``cnnlab train``
-split them; see :mod:`cnnlab.export.quantize` for the quantizer and the check.
+(the test split when the run has no validation images), both reloaded by
+:meth:`cnnlab.run.Run.load_data` the way ``cnnlab train`` split them; see
+:mod:`cnnlab.export.quantize` for the quantizer and the check.
 """
 
 from __future__ import annotations
@@ -15,6 +16,22 @@ from cnnlab._validate import check_int
 from cnnlab.export.api import ExportResult
 
 DEFAULT_NAME = "model-int8.onnx"
+
+
+def _run_data(run_dir: Path, data: Any) -> Any:
+    """The run's DataBundle as training split it (``data``: another source, or a bundle)."""
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        return data
+    from cnnlab.run import Run
+
+    run = Run(run_dir)
+    if data is None and not run.config_file.is_file() and not run.data_file.is_file():
+        raise FileNotFoundError(
+            f"{str(run.config_file)!r} does not exist, so the run's training and validation "
+            "images are unknown; pass a run directory written by 'cnnlab train', or name the "
+            "data with --data (e.g. --data digits or --data folder:PATH)"
+        )
+    return run.load_data(data)
 
 
 def export_int8(
@@ -55,7 +72,6 @@ def export_int8(
     from cnnlab.checkpoint import atomic_write_bytes, load_model
     from cnnlab.data import to_float_normalized
     from cnnlab.export._meta import export_meta
-    from cnnlab.export._run_data import load_run_data
     from cnnlab.export.quantize import check_min_agreement, quantize_model, sample_calibration
 
     check_min_agreement(min_agreement)
@@ -65,7 +81,7 @@ def export_int8(
     meta = export_meta(raw_meta)
     run_path = Path(run_dir)
     base = run_path if run_path.is_dir() else run_path.parent
-    bundle = load_run_data(base, meta, data)
+    bundle = _run_data(base, data)
     split, part = ("val", bundle.val) if len(bundle.val) else ("test", bundle.test)
     if not len(bundle.train) or not len(part):
         raise ValueError(
