@@ -100,7 +100,7 @@ def test_export_refuses_a_model_that_onnx_runtime_computes_differently(
 
 
 def test_export_bad_arguments(run_dir, tmp_path):
-    with pytest.raises(ValueError, match="format must be one of 'onnx', 'torchscript'"):
+    with pytest.raises(ValueError, match="format must be one of 'onnx', 'pt2', 'torchscript'"):
         export(run_dir, "tflite")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         export(tmp_path / "missing-run")
@@ -164,3 +164,31 @@ def test_without_onnx_packages_export_says_how_to_install_and_auto_is_channels_l
     assert isinstance(predictor, TorchPredictor) and predictor.backend == "channels_last"
     x = np.random.default_rng(4).normal(size=(2, 1, SIZE, SIZE)).astype(np.float32)
     assert np.abs(predictor(x) - _torch_logits(run_dir, x)).max() <= 1e-4
+
+
+def test_pt2_export_with_metadata_inside_and_beside(run_dir, tmp_path, capsys):
+    assert main(["export", str(run_dir), "--format", "pt2", "--out", str(tmp_path)]) == 0
+    assert "reloaded ExportedProgram" in capsys.readouterr().out
+    path = tmp_path / "model.pt2"
+    assert json.loads((tmp_path / "model.json").read_text())["class_names"] == ["zero", "one", "two"]
+    extra = {"cnnlab.json": ""}
+    program = torch.export.load(str(path), extra_files=extra)  # our own file, just written
+    assert json.loads(extra["cnnlab.json"])["input_size"] == [1, SIZE, SIZE]
+    x = np.random.default_rng(3).normal(size=(5, 1, SIZE, SIZE)).astype(np.float32)
+    with torch.no_grad():
+        got = program.module()(torch.from_numpy(x)).numpy()  # batch 5: the batch is dynamic
+    assert np.abs(got - _torch_logits(run_dir, x)).max() <= 1e-5
+
+
+def test_pt2_export_refuses_a_program_that_differs_from_eager():
+    from cnnlab.export.pt2 import export_pt2
+
+    class Drifting(torch.nn.Module):  # a Python counter: export freezes it as a constant
+        calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return x.flatten(1) * self.calls
+
+    with pytest.raises(RuntimeError, match="exported program disagrees with the eager model"):
+        export_pt2(Drifting(), {"input_size": [1, 4, 4]})

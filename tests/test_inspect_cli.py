@@ -70,7 +70,7 @@ def test_bad_input_string(capsys, bad):
         ("lenet", "unknown model name 'lenet'"),
         ("no_such_pkg.mod:net", "cannot import module 'no_such_pkg.mod'"),
         ("torchvision.models:resnet1", "closest names: resnet18"),
-        ("torchvision:resnet1", "torchvision has no classifier 'resnet1'"),
+        ("torchvision:resnet1", "torchvision has no model 'resnet1'"),
         ("json:dumps", "calling dumps() failed"),
         ("json:JSONDecoder", "returned JSONDecoder, not a torch.nn.Module"),
         ("torchvision.models:", "must look like package.module:callable"),

@@ -1,4 +1,4 @@
-"""``cnnlab export runs/X --format onnx|torchscript [--dynamic-batch] [--out PATH]``.
+"""``cnnlab export runs/X --format onnx|pt2|torchscript [--dynamic-batch] [--out PATH]``.
 
 ``--quantize int8`` writes a statically quantized ONNX model, calibrated on the run's training
 images and checked against fp32 on its validation split before it is written.
@@ -14,15 +14,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``cnnlab export``."""
     parser = subparsers.add_parser(
         "export",
-        help="export a trained run as ONNX or TorchScript, with class names and normalization",
+        help="export a trained run as ONNX, pt2 or TorchScript, with its class names and "
+        "normalization",
         description=(
             "Write the run's best checkpoint as ONNX (metadata in metadata_props; checked "
-            "against PyTorch with ONNX Runtime, max abs diff <= 1e-4) or TorchScript (with a "
-            "JSON of metadata beside it)."
+            "against PyTorch with ONNX Runtime, max abs diff <= 1e-4), pt2 (a torch.export "
+            "ExportedProgram, reloaded and checked) or TorchScript (deprecated in torch; both "
+            "with a JSON of metadata beside them)."
         ),
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="runs/NAME or a .safetensors file")
-    parser.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
+    parser.add_argument("--format", default="onnx", choices=("onnx", "pt2", "torchscript"))
     parser.add_argument(
         "--dynamic-batch", action="store_true", help="ONNX: accept any batch size (default: 1)"
     )
@@ -67,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if args.quantize:
         return _run_int8(args)
     result = export(args.run_dir, args.format, dynamic_batch=args.dynamic_batch, out=args.out)
-    check = "ONNX Runtime" if result.format == "onnx" else "reloaded TorchScript"
+    check = {"onnx": "ONNX Runtime", "pt2": "reloaded ExportedProgram"}.get(
+        result.format, "reloaded TorchScript"
+    )
     print(f"exported {result.format} to {result.path}")
     if result.meta_path is not None:
         print(f"metadata: {result.meta_path}")

@@ -1,4 +1,7 @@
-"""``cnnlab models [PATTERN]``: every zoo model with its parameters and MACs at its default input.
+"""``cnnlab models [--source zoo|torchvision|timm] [PATTERN]``: models with params and MACs.
+
+Each model is counted at its default input size (the zoo's own; for torchvision and timm
+models the size their default weights were trained at).
 
 Models are built on the ``meta`` device (no memory, no weights), and ``cnnlab.inspect.summary``
 counts the MACs of one shape-only forward pass, so listing the whole zoo takes seconds.
@@ -36,6 +39,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="square input size for every model (default: each model's own)",
     )
+    parser.add_argument(
+        "--source", choices=("zoo", "torchvision", "timm"), default="zoo",
+        help="which models: cnnlab's zoo (default), torchvision's classifiers or timm's "
+        "(needs the timm extra; give a PATTERN, timm has over a thousand)",
+    )  # fmt: skip
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
     return parser
@@ -57,10 +65,14 @@ def model_rows(
 
     rows = []
     for name in names:
-        with torch.device("meta"):
+        try:
+            with torch.device("meta"):
+                model = create(name, num_classes=num_classes, in_channels=in_channels)
+        except NotImplementedError:  # a builder that computes with tensors (torchvision RegNet)
             model = create(name, num_classes=num_classes, in_channels=in_channels)
         size = input_size or model.default_input_size
-        if size < model.min_input_size:
+        min_size = getattr(model, "min_input_size", None)  # unknown for other libraries' models
+        if min_size is not None and size < min_size:
             raise ValueError(
                 f"--input-size {size} is below the minimum {model.min_input_size} of {name}; "
                 f"use --input-size >= {model.min_input_size} or a pattern without {name}"
@@ -72,7 +84,7 @@ def model_rows(
                 "params": totals.params,
                 "macs": totals.macs,
                 "input": [in_channels, size, size],
-                "min_input_size": model.min_input_size,
+                "min_input_size": min_size,
             }
         )
     return rows
@@ -87,11 +99,25 @@ def run(args: argparse.Namespace) -> int:
     check_int("--in-channels", args.in_channels, min_value=1)
     if args.input_size is not None:
         check_int("--input-size", args.input_size, min_value=1)
-    names = list_models(args.pattern)
-    if not names:
-        raise ValueError(
-            f"no model matches {args.pattern!r}; known models: {', '.join(list_models())}"
+    source = getattr(args, "source", "zoo")
+    if source == "zoo":
+        names = list_models(args.pattern)
+        if not names:
+            raise ValueError(
+                f"no model matches {args.pattern!r}; known models: {', '.join(list_models())}"
+            )
+    else:
+        from cnnlab.models import external
+
+        found = (external.torchvision_names if source == "torchvision" else external.timm_names)(
+            args.pattern
         )
+        if not found:
+            raise ValueError(
+                f"no {source} model matches {args.pattern!r}; PATTERN is a shell pattern "
+                "('efficientnet_b*') or a substring ('convnext')"
+            )
+        names = [f"{source}:{n}" for n in found]
     rows = model_rows(names, args.num_classes, args.in_channels, args.input_size)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
@@ -101,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     header = ("model", "params", "MACs", "input", "min size")
     lines = [
         (r["name"], human_count(r["params"]), human_count(r["macs"]),
-         "x".join(map(str, r["input"])), str(r["min_input_size"]))
+         "x".join(map(str, r["input"])), str(r["min_input_size"] or "-"))
         for r in rows
     ]  # fmt: skip
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]

@@ -3,7 +3,9 @@
 ``MODEL`` is a name of the cnnlab model zoo (``cnnlab models`` lists them), an import path
 ``package.module:callable`` (e.g. ``torchvision.models:resnet18``; the callable is called without
 arguments, or with ``num_classes`` when ``--num-classes`` is given; a module instance is used as
-is), or ``torchvision:NAME`` for any torchvision classifier by name (built without weights).
+is), ``torchvision:NAME`` / ``timm:NAME`` for any torchvision classifier or timm model by name
+(built without weights, see :mod:`cnnlab.models.external`), or a run directory / checkpoint
+(its trained model, rebuilt from the run's metadata).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import difflib
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 _FORMATS = ("table", "json", "csv")
@@ -29,7 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "model", help="zoo name (e.g. resnet18), package.module:callable, or torchvision:NAME"
+        "model",
+        help="zoo name (e.g. resnet18), package.module:callable, torchvision:NAME, timm:NAME, "
+        "or a run directory",
     )
     parser.add_argument(
         "--input", required=True, metavar="CxHxW",
@@ -75,7 +80,8 @@ def parse_input(text: str, batch_size: int = 1) -> list[tuple[int, ...]]:
 def load_model(
     spec: str, *, in_channels: int | None = None, num_classes: int | None = None
 ) -> Any:
-    """Build ``spec``: a zoo name, ``package.module:callable`` or ``torchvision:NAME``.
+    """Build ``spec``: a zoo name, ``package.module:callable``, ``torchvision:NAME``,
+    ``timm:NAME``, or a run directory / ``.safetensors`` checkpoint (the trained model).
 
     Example:
         >>> type(load_model("torchvision.models:resnet18")).__name__
@@ -84,6 +90,10 @@ def load_model(
     from torch import nn
 
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    if spec.endswith(".safetensors") or Path(spec).is_dir():  # a run: its own trained model
+        from cnnlab.checkpoint import load_model as load_run
+
+        return load_run(spec)[0]
     if ":" not in spec:
         from cnnlab import models
 
@@ -94,15 +104,12 @@ def load_model(
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"MODEL {spec!r} must look like package.module:callable")
-    if module_name == "torchvision":
-        import torchvision
+    if module_name in ("torchvision", "timm"):
+        from cnnlab.models import create
 
-        names = torchvision.models.list_models(module=torchvision.models)
-        if attr not in names:
-            close = difflib.get_close_matches(attr, names, n=5, cutoff=0.5)
-            raise ValueError(f"MODEL {spec!r}: torchvision has no classifier {attr!r}; closest: "
-                             f"{', '.join(close) or 'none'} (of {len(names)})")  # fmt: skip
-        return torchvision.models.get_model(attr, weights=None, **kwargs)
+        # The libraries' own default head is ImageNet's 1000 classes.
+        options = {"num_classes": 1000, **kwargs, "in_channels": in_channels or 3}
+        return create(spec, **options)
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:

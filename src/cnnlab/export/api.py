@@ -10,9 +10,10 @@ from typing import Any
 
 from cnnlab._validate import check_choice
 
-FORMATS = ("onnx", "torchscript")
+# TorchScript only while torch ships it (deprecated as of torch 2.14, torch.jit.load warns).
+FORMATS = ("onnx", "pt2", "torchscript")
 QUANTIZE = ("int8",)
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,12 @@ class ExportResult:
 
     Attributes:
         path: the exported model file.
-        format: ``"onnx"`` or ``"torchscript"``.
+        format: ``"onnx"``, ``"pt2"`` or ``"torchscript"``.
         max_abs_diff: max |exported - eager| of the logits on a random batch (for ONNX measured
             with ONNX Runtime).
-        meta_path: the JSON beside a TorchScript file (None for ONNX: its metadata is inside).
-        dynamic_batch: whether the ONNX graph accepts any batch size.
+        meta_path: the JSON beside a pt2/TorchScript file (None for ONNX: its metadata is
+            inside).
+        dynamic_batch: whether the exported model accepts any batch size.
         quantization: for an int8 export, its check against fp32 (a
             :class:`cnnlab.export.quantize.QuantCheck`); None otherwise.
         float_ops: for an int8 export written with ``force``, the compute ops left in fp32.
@@ -48,20 +50,21 @@ def export(
     quantize: str | None = None,
     **int8_options: Any,
 ) -> ExportResult:
-    """Export the best (else last) checkpoint of a run as ONNX or TorchScript.
+    """Export the best (else last) checkpoint of a run as ONNX, pt2 or TorchScript.
 
     The file carries the class names, normalization and input size: as ONNX ``metadata_props``
     (``class_names``, ``normalization``, ``input_size``, ``model``, each JSON, and all of them
-    under ``cnnlab``), or for TorchScript inside the archive and in a JSON file beside it
-    (``model.pt`` -> ``model.json``). An ONNX export is run in ONNX Runtime and compared with
-    PyTorch before it is written; a difference above 1e-4 raises ``RuntimeError``.
+    under ``cnnlab``), or for pt2 (a ``torch.export`` ExportedProgram) and TorchScript inside
+    the archive and in a JSON file beside it (``model.pt2`` -> ``model.json``). An ONNX export
+    is run in ONNX Runtime, a pt2/TorchScript one reloaded, and compared with PyTorch before it
+    is written; a difference above 1e-4 (pt2, TorchScript: 1e-5) raises ``RuntimeError``.
 
     Args:
         run_dir: a run directory (``runs/NAME``) or a ``.safetensors`` checkpoint.
-        format: ``"onnx"`` or ``"torchscript"``.
+        format: ``"onnx"`` (default), ``"pt2"`` or ``"torchscript"`` (while torch has it).
         dynamic_batch: ONNX only: accept any batch size (else the batch is fixed at 1;
-            TorchScript traces accept any batch size).
-        out: the output file (default: ``RUN/export/model.onnx`` or ``RUN/export/model.pt``).
+            TorchScript traces and pt2 programs accept any batch size when the model allows).
+        out: the output file (default: ``RUN/export/model.onnx``, ``.pt2`` or ``.pt``).
         quantize: ``"int8"`` for a statically quantized ONNX model, calibrated and checked on
             the run's own data (``format`` must be ``"onnx"``); see
             :func:`cnnlab.export.int8.export_int8`, which takes ``int8_options``.
@@ -84,6 +87,14 @@ def export(
         return export_int8(run_dir, out=out, dynamic_batch=dynamic_batch, **int8_options)
     if int8_options:
         raise ValueError(f"{', '.join(sorted(int8_options))} only apply with quantize='int8'")
+    if format == "torchscript":
+        import torch
+
+        if not hasattr(torch.jit, "trace"):
+            raise ValueError(
+                f"format 'torchscript': torch {torch.__version__} no longer ships TorchScript; "
+                "use --format pt2 (torch.export) or onnx"
+            )
     model, meta = load_model(run_dir)
     meta = export_meta(meta)
     run_path = Path(run_dir)
@@ -97,10 +108,16 @@ def export(
         data, diff = export_onnx(model, meta, dynamic_batch=dynamic_batch)
         atomic_write_bytes(path, data)
         return ExportResult(path, format, diff, None, dynamic_batch)
-    from cnnlab.export.torchscript import export_torchscript
+    if format == "pt2":
+        from cnnlab.export.pt2 import export_pt2
 
-    data, diff = export_torchscript(model, meta)
+        data, diff, dynamic_batch = export_pt2(model, meta)
+    else:
+        from cnnlab.export.torchscript import export_torchscript
+
+        data, diff = export_torchscript(model, meta)
+        dynamic_batch = True
     atomic_write_bytes(path, data)
     meta_path = path.with_suffix(".json")
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    return ExportResult(path, format, diff, meta_path, True)
+    return ExportResult(path, format, diff, meta_path, dynamic_batch)

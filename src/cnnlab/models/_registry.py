@@ -112,7 +112,8 @@ def create(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any
     """Build the registered model ``name``.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models`, or another library's model as
+            ``torchvision:NAME`` / ``timm:NAME`` (see :mod:`cnnlab.models.external`).
         num_classes: number of output logits (>= 1).
         in_channels: channels of the input images (1 for grayscale, 3 for RGB).
         **kwargs: model-specific options (see :func:`model_options`), e.g. ``small_input=True``.
@@ -127,6 +128,10 @@ def create(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any
         >>> net(torch.zeros(2, 1, 32, 32)).shape
         torch.Size([2, 10])
     """
+    if isinstance(name, str) and ":" in name:
+        from cnnlab.models.external import create_external
+
+        return create_external(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
     factory = get_model_factory(name)
     check_int("num_classes", num_classes, min_value=1)
     check_int("in_channels", in_channels, min_value=1)

@@ -104,6 +104,12 @@ def build_model(cfg: TrainConfig, bundle: Any, pretrained: Any = None) -> ModelS
         "num_classes": bundle.num_classes,
         "in_channels": bundle.in_channels,
     }
+    spec: dict[str, Any] = {"name": cfg.model, "kwargs": kwargs}
+    if ":" in cfg.model:  # torchvision:NAME / timm:NAME: record the library that builds it
+        from cnnlab.models.external import external_spec
+
+        spec = external_spec(cfg.model, kwargs, bundle.image_size)
+        kwargs = spec["kwargs"]
     model = create(cfg.model, **kwargs)
     mean, std = list(bundle.mean), list(bundle.std)
     messages: list[str] = []
@@ -133,7 +139,7 @@ def build_model(cfg: TrainConfig, bundle: Any, pretrained: Any = None) -> ModelS
         from cnnlab.transfer import freeze_bn_stats
 
         messages.append(f"froze the statistics of {freeze_bn_stats(model)} batch-norm layers")
-    return ModelSetup(model, {"name": cfg.model, "kwargs": kwargs}, mean, std, messages)
+    return ModelSetup(model, spec, mean, std, messages)
 
 
 def build_optimization(

@@ -78,12 +78,12 @@ class TrainConfig:
     )
 
     # --- model --------------------------------------------------------------------------------
-    model: str = option("simple_cnn", "a name from the model zoo (`cnnlab models`)")
+    model: str = option("simple_cnn", "a zoo name, torchvision:NAME or timm:NAME (`cnnlab models`)")
     model_args: dict[str, Any] = option(help="extra constructor kwargs", factory=dict)
 
     # --- transfer learning (cnnlab.transfer) --------------------------------------------------
     pretrained: str | None = option(
-        None, '"torchvision" | path to a .pth state dict / run / checkpoint'
+        None, "torchvision | timm | path to a .pth state dict / run / checkpoint"
     )
     freeze: str = option("none", "none | backbone | until:LAYER")
     unfreeze_at: int | None = option(None, "epoch (1-based) at which frozen layers start training")

@@ -31,6 +31,7 @@ from cnnlab.transfer._sources import (
     torchvision_cache_file,
     torchvision_weights,
 )
+from cnnlab.transfer.adapt import classifier_layer, replace_head
 from cnnlab.transfer.freeze import (
     FREEZE_CHOICES,
     freeze,
@@ -49,6 +50,7 @@ __all__ = [
     "PretrainedInfo",
     "PretrainedReport",
     "add_param_groups",
+    "classifier_layer",
     "freeze",
     "freeze_bn_stats",
     "head_parameter_names",
@@ -58,6 +60,7 @@ __all__ = [
     "param_groups",
     "pretrained_image_size",
     "pretrained_info",
+    "replace_head",
     "torchvision_cache_file",
     "torchvision_weights",
     "trainable_summary",

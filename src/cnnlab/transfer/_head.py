@@ -2,7 +2,8 @@
 
 cnnlab models follow the uniform API (``forward_features`` / ``forward_head`` and a ``head``
 module, like timm). Plain torchvision models are supported too: their classifier is ``fc``
-(ResNet, GoogLeNet, ShuffleNet) or ``classifier`` (VGG, AlexNet, MobileNet).
+(ResNet, GoogLeNet, ShuffleNet, RegNet) or ``classifier`` (VGG, AlexNet, MobileNet,
+EfficientNet, ConvNeXt) or ``heads`` (ViT); timm models name theirs through ``get_classifier``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 # Attribute names a classifier head goes by, most specific first.
-HEAD_ATTRIBUTES: tuple[str, ...] = ("head", "fc", "classifier")
+HEAD_ATTRIBUTES: tuple[str, ...] = ("head", "fc", "classifier", "heads")
 
 
 def head_prefix(model: nn.Module) -> str:

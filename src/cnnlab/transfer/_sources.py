@@ -180,10 +180,13 @@ def pretrained_info(source: str | os.PathLike, arch: str | None = None) -> Pretr
 
     Only metadata is read (a safetensors header; nothing for torchvision but its weights enum):
     :func:`cnnlab.transfer.load_pretrained` loads the tensors. A cnnlab run or checkpoint gives
-    its metadata; torchvision's weights and bare state dicts follow :func:`imagenet_info`.
+    its metadata; torchvision's weights and bare state dicts follow :func:`imagenet_info`,
+    except for a ``torchvision:NAME`` / ``timm:NAME`` ``arch``, whose library weights' own
+    metadata (``Weights.transforms()``, timm's ``pretrained_cfg``) is used.
 
     Args:
-        source: ``"torchvision"[:VARIANT]``, a run directory, a ``.safetensors`` or ``.pth``.
+        source: ``"torchvision"[:VARIANT]``, ``"timm"``, a run directory, a ``.safetensors``
+            or ``.pth``.
         arch: the architecture (for torchvision's class names and variant check; optional).
 
     Raises:
@@ -195,8 +198,12 @@ def pretrained_info(source: str | os.PathLike, arch: str | None = None) -> Pretr
         224
     """
     from cnnlab.checkpoint import read_metadata, resolve_checkpoint
+    from cnnlab.transfer._libraries import library_info, library_meta
 
     text = os.fspath(source)
+    library = library_info(text, arch)  # torchvision:/timm: models: their weights' metadata
+    if library is not None:
+        return library
     if is_torchvision(text):
         names = None
         if arch is not None:
@@ -211,7 +218,13 @@ def pretrained_info(source: str | os.PathLike, arch: str | None = None) -> Pretr
         )
     file = resolve_checkpoint(path) if path.is_dir() else path
     meta = read_metadata(file) if file.suffix == ".safetensors" else None
-    if meta is None:  # a bare state dict
+    if meta is None:  # a bare state dict (of the library of a torchvision:/timm: model)
+        lib = library_meta(arch) if arch and ":" in arch else None
+        if lib is not None:
+            return PretrainedInfo(
+                source=text, input_size=(3, lib.size, lib.size), mean=lib.mean, std=lib.std,
+                imagenet=True,
+            )  # fmt: skip
         return imagenet_info(text)
     size = meta.get("input_size")
     norm = meta.get("normalization") or {}
@@ -226,12 +239,14 @@ def pretrained_info(source: str | os.PathLike, arch: str | None = None) -> Pretr
     )
 
 
-def pretrained_image_size(source: str | os.PathLike) -> int | None:
+def pretrained_image_size(source: str | os.PathLike, model: str | None = None) -> int | None:
     """Side of the square input the weights in ``source`` expect, read without loading them.
 
     :attr:`PretrainedInfo.image_size` of :func:`pretrained_info`; None when it cannot be told:
     a missing or unreadable source (which ``load_pretrained`` then reports), or a run trained
-    on non-square images.
+    on non-square images. For a ``torchvision:NAME`` / ``timm:NAME`` ``model`` the library's
+    weights and bare state dicts expect the size in the weights' own metadata (240 for
+    EfficientNet-B1, 176 for timm's resnet10t).
 
     Example:
         >>> pretrained_image_size("torchvision")
@@ -240,6 +255,6 @@ def pretrained_image_size(source: str | os.PathLike) -> int | None:
         True
     """
     try:
-        return pretrained_info(source).image_size
+        return pretrained_info(source, model).image_size
     except Exception:  # unreadable: load_pretrained raises the clear error for it
         return None

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from cnnlab.models.stem import adapt_conv_weight
 from cnnlab.transfer._head import head_prefix, is_head_param
+from cnnlab.transfer._libraries import library_builder, load_timm_state
 from cnnlab.transfer._sources import (
     PretrainedInfo,
     is_torchvision,
@@ -26,6 +28,7 @@ from cnnlab.transfer._sources import (
     pretrained_info,
     torchvision_weights,
 )
+from cnnlab.transfer.adapt import classifier_layer
 
 # Wrappers add these to every key: DataParallel/DDP ("module.") and torch.compile ("_orig_mod.").
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -95,20 +98,6 @@ def _pair_keys(
     return dict(zip(target, src)), "position"
 
 
-def _adapt_first_conv(w: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """Adapt first-conv weights (O, 3, k, k) to ``in_channels`` input channels.
-
-    For 1 channel the RGB filters are summed: a gray image g fed as R = G = B = g gives
-    sum_c w_c * g = (sum_c w_c) * g, so the summed filter is the exact same computation.
-    For C channels the RGB filters are repeated cyclically and scaled by 3 / C, which keeps
-    the expected response the same when every channel has similar statistics.
-    """
-    if in_channels == 1:
-        return w.sum(dim=1, keepdim=True)
-    reps = -(-in_channels // w.shape[1])  # ceil(C / 3)
-    return w.repeat(1, reps, 1, 1)[:, :in_channels] * (w.shape[1] / in_channels)
-
-
 def _norm_for_channels(mean, std, channels: int) -> dict[str, list[float]]:
     mean, std = list(mean), list(std)
     if channels == len(mean):
@@ -120,7 +109,7 @@ def _norm_for_channels(mean, std, channels: int) -> dict[str, list[float]]:
 def _model_arch(model: nn.Module, arch: str | None) -> str:
     if arch:
         return arch
-    for attr in ("model_name", "arch", "name"):
+    for attr in ("cnnlab_name", "model_name", "arch", "name"):
         value = getattr(model, attr, None)
         if isinstance(value, str) and value:
             return value
@@ -176,7 +165,9 @@ def load_pretrained(
         model: the freshly built model (any class count / input channels).
         source: ``"torchvision"`` (or ``"torchvision:VARIANT"``, e.g. ``IMAGENET1K_V2``) for
             torchvision's ImageNet weights of the same architecture, through torchvision's own
-            download and cache; or a path: a run directory, a ``.safetensors`` checkpoint, or a
+            download and cache; ``"timm"`` for a ``timm:NAME`` model's weights through timm's
+            download and cache (the name's tag, e.g. ``resnet10t.c3_in1k``, picks them); or a
+            path: a run directory, a ``.safetensors`` checkpoint, or a
             ``.pth`` state dict (read with ``weights_only=True``).
         arch: the architecture name for ``"torchvision"`` (default: ``model.model_name``).
         class_names: the target task's classes. When the source's classes are known (a cnnlab
@@ -209,11 +200,17 @@ def load_pretrained(
     report = PretrainedReport(source=source_str)
     if is_torchvision(source_str):
         model_arch = _model_arch(model, arch)
-        weights = torchvision_weights(model_arch, source_str.partition(":")[2] or None)
+        builder = library_builder(model_arch, "torchvision")
+        weights = torchvision_weights(builder, source_str.partition(":")[2] or None)
         info = info or pretrained_info(source_str, model_arch)
         src = load_torchvision_state(weights)
-    else:
-        info = info or pretrained_info(source_str)
+    elif source_str == "timm":
+        model_arch = _model_arch(model, arch)
+        builder = library_builder(model_arch, "timm")
+        info = info or pretrained_info(source_str, model_arch)
+        src, _ = load_timm_state(builder)
+    else:  # torchvision:/timm: models read a bare state dict's metadata from their library
+        info = info or pretrained_info(source_str, arch or getattr(model, "cnnlab_name", None))
         src, _ = load_local_state(source_str)
     mean, std = info.mean, info.std
     report.imagenet = info.imagenet
@@ -222,6 +219,12 @@ def load_pretrained(
     src = _strip_wrappers(src)
     target = model.state_dict()
     prefix = head_prefix(model)
+    # For other classes only the logits layer is new: a head's hidden layers (MobileNetV3's
+    # 960->1280 Linear, ConvNeXt's LayerNorm, VGG's FC layers) keep their pretrained weights.
+    try:
+        logits_layer = classifier_layer(model)
+    except ValueError:  # a head without Linear/Conv2d: all of it is new
+        logits_layer = prefix
     pairs, report.matched_by = _pair_keys(src, target)
     first_conv, channels = _in_channels(target)
     if new_head is None:
@@ -236,7 +239,7 @@ def load_pretrained(
             report.missing.append(key)
             continue
         s = src[pairs[key]]
-        if new_head and is_head_param(key, prefix):
+        if new_head and is_head_param(key, logits_layer):
             report.skipped.append((key, "new head for other classes than the source's"))
         elif s.shape == t.shape:
             new_state[key] = s.to(t.dtype)
@@ -247,7 +250,7 @@ def load_pretrained(
             and s.shape[0] == t.shape[0]
             and (s.shape[2:] == t.shape[2:])
         ):
-            new_state[key] = _adapt_first_conv(s, t.shape[1]).to(t.dtype)
+            new_state[key] = adapt_conv_weight(s, t.shape[1]).to(t.dtype)
             report.adapted.append(key)
         else:
             why = "new head" if is_head_param(key, prefix) else "shape mismatch"
