@@ -18,7 +18,8 @@ from cnnlab._deps import MissingDependencyError
 
 # Sub-command modules, in the order ``cnnlab --help`` lists them.
 COMMANDS: tuple[str, ...] = (
-    "train", "evaluate", "predict", "export", "shape", "summary", "models", "viz", "report"
+    "train", "evaluate", "predict", "export", "serve", "shape", "summary", "models", "viz",
+    "report",
 )
 
 # Mistakes a user can make (bad flag values, missing files, an optional package not installed):
