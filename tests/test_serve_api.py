@@ -171,7 +171,8 @@ def test_model_card_health_and_the_page(client):
     )
     text = page.text
     assert 'id="file-input"' in text and "zero, one, two" in text
-    assert "http://" not in text and "https://" not in text and "<link" not in text
+    assert "http://" not in text and "https://" not in text
+    assert '<link rel="icon" href="data:,">' in text  # no favicon request either
 
 
 def test_many_concurrent_requests_are_batched_and_all_answered(served, images):

@@ -91,19 +91,23 @@ drop.addEventListener('drop',function(e){send(Array.prototype.slice.call(e.dataT
 """
 
 
-def csp_header() -> str:
+def csp_header(header: bool = True) -> str:
     """The page's Content-Security-Policy: its own script (by hash), no other origin.
+
+    Args:
+        header: for the HTTP header (also forbids framing the page); False for the page's
+            ``<meta>`` copy, where browsers ignore (and complain about) ``frame-ancestors``.
 
     Example:
         >>> "default-src 'none'" in csp_header()
         True
     """
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
-    return (
+    policy = (
         f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
-        "img-src data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'"
+        "img-src data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'"
     )
+    return policy + "; frame-ancestors 'none'" if header else policy
 
 
 def _esc(value: Any) -> str:
@@ -142,8 +146,9 @@ def render_page(card: dict[str, Any], limits: Limits) -> str:
     formats = ", ".join(SNIFFED_FORMATS)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_esc(csp_header())}">
+<meta http-equiv="Content-Security-Policy" content="{_esc(csp_header(header=False))}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>cnnlab serve: {_esc(card["name"])}</title><style>{CSS}</style></head>
 <body data-gradcam="{1 if card.get("gradcam") else 0}">
 <h1>{_esc(card["name"])}</h1>
