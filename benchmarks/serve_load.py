@@ -18,7 +18,7 @@ itself: the ratio is a lower bound of what a server with its own machine would r
 
     python benchmarks/serve_load.py RUN [--duration 30] [--clients 1 8 32] [--images 512]
 
-With the defaults (3 x 30 s of load, two baselines, server start) a run takes about 2.5 minutes.
+With the defaults (3 x 30 s of load, two baselines, server start) a run takes about 3 minutes.
 """
 
 from __future__ import annotations

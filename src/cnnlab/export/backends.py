@@ -135,6 +135,7 @@ class OnnxPredictor(Predictor):
         meta: Mapping[str, Any] | None = None,
         *,
         threads: int | None = None,
+        spin_wait: bool = True,
     ) -> None:
         require("running an ONNX model", ["onnxruntime"], "export")
         import onnxruntime as ort
@@ -148,6 +149,8 @@ class OnnxPredictor(Predictor):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or physical_cores()
         opts.inter_op_num_threads = 1
+        if not spin_wait:  # idle threads sleep instead of spinning, leaving the cores free
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
             self.session = ort.InferenceSession(
@@ -197,7 +200,9 @@ def _onnx_for_run(model: nn.Module, meta: dict[str, Any], checkpoint: Path) -> b
     return data
 
 
-def load_predictor(source: str | os.PathLike, backend: str = "auto") -> Predictor:
+def load_predictor(
+    source: str | os.PathLike, backend: str = "auto", *, spin_wait: bool = True
+) -> Predictor:
     """Open a run directory, checkpoint or ``.onnx`` file with the chosen inference backend.
 
     Args:
@@ -205,6 +210,8 @@ def load_predictor(source: str | os.PathLike, backend: str = "auto") -> Predicto
         backend: ``"auto"`` (ONNX Runtime when installed, else channels_last), ``"torch"``,
             ``"channels_last"`` or ``"onnx"``. For a run, ``onnx`` exports it (verified
             against PyTorch, cached in ``RUN/export/``) the first time.
+        spin_wait: ONNX Runtime's worker threads spin between calls (fastest for back-to-back
+            batches); False lets them sleep, for a server whose other threads need the cores.
 
     Example:
         >>> p = load_predictor("runs/digits")  # doctest: +SKIP
@@ -221,7 +228,7 @@ def load_predictor(source: str | os.PathLike, backend: str = "auto") -> Predicto
                 f"backend {backend!r} cannot run the ONNX file {str(path)!r}; use backend "
                 "'onnx' or 'auto', or pass the run directory"
             )
-        return OnnxPredictor(path)
+        return OnnxPredictor(path, spin_wait=spin_wait)
     from cnnlab.checkpoint import load_model, resolve_checkpoint
 
     model, meta = load_model(path)
@@ -229,5 +236,5 @@ def load_predictor(source: str | os.PathLike, backend: str = "auto") -> Predicto
         from cnnlab.export._meta import export_meta
 
         data = _onnx_for_run(model, meta, resolve_checkpoint(path))
-        return OnnxPredictor(data, export_meta(meta))
+        return OnnxPredictor(data, export_meta(meta), spin_wait=spin_wait)
     return TorchPredictor(model, meta, channels_last=backend == "channels_last")

@@ -2,10 +2,11 @@
 
 A CNN on a CPU classifies 32 images in one call much faster than in 32 calls (one pass over the
 weights, wide matrix products), so the server does not run each request alone. Requests put
-their images on a queue; one worker takes the first waiting request, keeps collecting for at most
-``window_ms`` (or until ``max_batch`` images are gathered), runs the model once in a worker
-thread (the event loop keeps accepting connections meanwhile), and hands each request its rows.
-Under load the queue fills while the model runs, so batches form without waiting at all.
+their images on a queue; one model thread takes the first waiting request, keeps collecting for
+at most ``window_ms`` (or until ``max_batch`` images are gathered), runs the model once, and hands
+each request its rows back on the event loop. Under load the queue fills while the model runs,
+so batches form without waiting at all, and the model thread starts the next batch at once: it
+never waits for the event loop (which is busy parsing requests and writing answers meanwhile).
 
 The queue holds at most ``max_queue`` images; a request that does not fit is refused at once
 (:class:`QueueFull`, answered 503 with ``Retry-After``) instead of waiting without bound.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,8 +63,8 @@ class MicroBatcher:
     """Join concurrent :meth:`submit` calls into batches for ``fn``.
 
     Args:
-        fn: uint8 ``(B, C, H, W)`` -> ``(B, K)`` probabilities; run in one worker thread.
-        max_batch: images per forward pass at most.
+        fn: uint8 ``(B, C, H, W)`` -> ``(B, K)`` probabilities; run in one model thread.
+        max_batch: images per forward pass at most (one larger request runs alone).
         window_ms: how long the first request of a batch waits for company.
         max_queue: images waiting at most; beyond that :meth:`submit` raises :class:`QueueFull`.
 
@@ -98,9 +99,10 @@ class MicroBatcher:
         self.max_queue = max_queue
         self._jobs: collections.deque[_Job] = collections.deque()
         self._waiting = 0  # images in self._jobs
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0  # forward passes run
         self.images = 0  # images classified
         self.last_model_s = 0.0  # duration of the latest forward pass
@@ -111,45 +113,41 @@ class MicroBatcher:
         return self._waiting
 
     async def start(self) -> None:
-        """Start the worker (in the running event loop)."""
-        self._wake = asyncio.Event()
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cnnlab-model")
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Start the model thread; results are delivered on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="cnnlab-model", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        """Stop the worker; requests still queued get a RuntimeError."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        while self._jobs:
-            job = self._jobs.popleft()
+        """Stop the model thread after its current batch; requests still queued get an error."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            left, self._jobs, self._waiting = list(self._jobs), collections.deque(), 0
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+            self._thread = None
+        for job in left:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the server is shutting down"))
-        self._waiting = 0
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
 
     async def submit(self, x: np.ndarray) -> BatchResult:
         """Queue ``x`` (``(n, C, H, W)`` uint8) and wait for its probabilities.
 
         Raises:
             QueueFull: the queue cannot take ``n`` more images now.
-            RuntimeError: the worker is not running.
+            RuntimeError: the model thread is not running.
         """
-        if self._task is None or self._wake is None:
+        if self._thread is None or self._stopping:
             raise RuntimeError("MicroBatcher.start() was not called")
-        n = len(x)
-        if self._waiting + n > self.max_queue:
-            raise QueueFull(self.retry_after())
         job = _Job(x, asyncio.get_running_loop().create_future())
-        self._jobs.append(job)
-        self._waiting += n
-        self._wake.set()
+        with self._cond:
+            if self._waiting + len(x) > self.max_queue:
+                raise QueueFull(self.retry_after())
+            self._jobs.append(job)
+            self._waiting += len(x)
+            self._cond.notify()
         return await job.future
 
     def retry_after(self) -> int:
@@ -163,56 +161,61 @@ class MicroBatcher:
         while self._jobs and (not jobs or n + len(self._jobs[0].x) <= self.max_batch):
             job = self._jobs.popleft()
             self._waiting -= len(job.x)
-            if job.future.done():  # the client went away while waiting
+            if job.future.cancelled():  # the client went away while waiting
                 continue
             jobs.append(job)
             n += len(job.x)
         return jobs
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._wake is not None
-        while True:
-            if not self._jobs:
-                self._wake.clear()
-                await self._wake.wait()
-            # Wait up to the window for more requests, unless a full batch is already here.
+    def _next_batch(self) -> list[_Job] | None:
+        """Block until a batch is due (window over or batch full); None when stopping."""
+        with self._cond:
+            while not self._jobs and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
             deadline = self._jobs[0].queued_at + self.window_s
-            while self._waiting < self.max_batch:
+            while self._waiting < self.max_batch and not self._stopping:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     break
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), left)
-                except asyncio.TimeoutError:
-                    break
-            jobs = self._take()
+                self._cond.wait(left)
+            return None if self._stopping else self._take()
+
+    def _run(self) -> None:
+        assert self._loop is not None
+        while (jobs := self._next_batch()) is not None:
             if not jobs:
                 continue
             x = np.concatenate([j.x for j in jobs]) if len(jobs) > 1 else jobs[0].x
             start = time.perf_counter()
             try:
-                probs = await loop.run_in_executor(self._pool, self.fn, x)
+                probs = self.fn(x)
             except Exception as exc:  # the model failed on this batch: its requests get it
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
+                self._loop.call_soon_threadsafe(_fail, jobs, exc)
                 continue
             end = time.perf_counter()
             self.last_model_s = end - start
             self.batches += 1
             self.images += len(x)
-            row = 0
+            results, row = [], 0
             for j in jobs:
                 n = len(j.x)
-                if not j.future.done():
-                    j.future.set_result(
-                        BatchResult(
-                            probs[row : row + n],
-                            (start - j.queued_at) * 1000,
-                            (end - start) * 1000,
-                            len(x),
-                        )
-                    )
+                queue_ms = (start - j.queued_at) * 1000
+                results.append(
+                    BatchResult(probs[row : row + n], queue_ms, (end - start) * 1000, len(x))
+                )
                 row += n
+            self._loop.call_soon_threadsafe(_deliver, jobs, results)
+
+
+def _deliver(jobs: list[_Job], results: list[BatchResult]) -> None:
+    for job, result in zip(jobs, results):
+        if not job.future.done():
+            job.future.set_result(result)
+
+
+def _fail(jobs: list[_Job], exc: Exception) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(exc)

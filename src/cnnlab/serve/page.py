@@ -56,7 +56,7 @@ function card(file){var box=el('div','result'),left=el('div'),img=el('img');
   img.alt=file.name;img.src=URL.createObjectURL(file);left.appendChild(img);
   box.appendChild(left);var right=el('div','bars');right.appendChild(el('div','name',file.name));
   right.appendChild(el('div','muted','classifying ...'));box.appendChild(right);
-  out.appendChild(box);return {box:box,right:right};}
+  out.appendChild(box);return {box:box,right:right,img:img};}
 function showCam(file,c){var fd=new FormData();fd.append('image',file,file.name);
   var slot=el('div','cam','Grad-CAM ...');c.box.appendChild(slot);
   fetch('/gradcam',{method:'POST',body:fd}).then(function(r){return r.json().then(
@@ -77,7 +77,8 @@ function send(files){if(!files.length)return;out.textContent='';
     status.className='muted';status.textContent=(j.timings&&j.timings.total_ms!==undefined)?
       'answered in '+j.timings.total_ms.toFixed(1)+' ms':'';
     j.predictions.forEach(function(p,i){var c=cards[i];c.right.removeChild(c.right.lastChild);
-      if(p.error){c.right.appendChild(el('div','error',p.error));return;}
+      if(p.error){c.img.parentNode.removeChild(c.img);
+        c.right.appendChild(el('div','error',p.error));return;}
       var b=bars(p);while(b.firstChild)c.right.appendChild(b.firstChild);
       if(gradcam)showCam(files[i],c);});})
   .catch(function(e){status.className='error';status.textContent='request failed: '+e;});}
