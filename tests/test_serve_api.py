@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _utils import write_digit_pngs
 from PIL import Image
-from test_export_fixtures import one_thread, shared_run, write_digit_pngs
 
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 from starlette.testclient import TestClient  # noqa: E402
@@ -25,11 +25,7 @@ from cnnlab.serve.app import create_app  # noqa: E402
 from cnnlab.serve.model import ServedModel  # noqa: E402
 from cnnlab.serve.uploads import Limits  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +34,13 @@ def images(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served():
-    return ServedModel(shared_run(), top_k=3)
+def served(tiny_run):
+    return ServedModel(tiny_run, top_k=3)
 
 
 @pytest.fixture()
-def client(served):
-    with TestClient(create_app(str(shared_run()), served=served, window_ms=1)) as c:
+def client(served, tiny_run):
+    with TestClient(create_app(str(tiny_run), served=served, window_ms=1)) as c:
         yield c
 
 
@@ -66,7 +62,7 @@ def _bomb_png(width: int, height: int) -> bytes:
     )  # fmt: skip
 
 
-def test_multipart_and_raw_answers_equal_cnnlab_predict(client, images, capsys):
+def test_multipart_and_raw_answers_equal_cnnlab_predict(client, images, capsys, tiny_run):
     paths = [p for p, _ in images]
     r = client.post("/predict", files=_multipart(paths))
     assert r.status_code == 200, r.text
@@ -75,8 +71,7 @@ def test_multipart_and_raw_answers_equal_cnnlab_predict(client, images, capsys):
     assert set(body["timings"]) >= {"decode_ms", "queue_ms", "model_ms", "batch_size", "total_ms"}
     # the command line, JSON output: the same classes and probabilities per image
     assert (
-        main(["predict", str(shared_run()), *map(str, paths), "--top-k", "3", "--format", "json"])
-        == 0
+        main(["predict", str(tiny_run), *map(str, paths), "--top-k", "3", "--format", "json"]) == 0
     )
     expected = json.loads(capsys.readouterr().out)
     assert [e["image"] for e in body["predictions"]] == [p.name for p in paths]
@@ -92,8 +87,7 @@ def test_multipart_and_raw_answers_equal_cnnlab_predict(client, images, capsys):
     jpg = paths[0].parent / "as.jpg"
     jpg.write_bytes(buf.getvalue())
     assert (
-        r.json()["predictions"][0]["top_k"]
-        == predict(shared_run(), jpg, top_k=3)[0].to_dict()["top_k"]
+        r.json()["predictions"][0]["top_k"] == predict(tiny_run, jpg, top_k=3)[0].to_dict()["top_k"]
     )
 
 
@@ -128,10 +122,10 @@ def test_bad_bytes_get_422_with_a_reason_and_good_ones_still_answer(client, imag
     assert client.get("/health").json()["status"] == "ok"  # still alive
 
 
-def test_oversize_bodies_bombs_and_too_many_images_get_413(served, images):
+def test_oversize_bodies_bombs_and_too_many_images_get_413(served, images, tiny_run):
     png = images[0][0].read_bytes()
     limits = Limits(max_request_bytes=4000, max_pixels=100_000, max_images=3)
-    with TestClient(create_app(str(shared_run()), served=served, limits=limits)) as c:
+    with TestClient(create_app(str(tiny_run), served=served, limits=limits)) as c:
         r = c.post("/predict", content=b"\x89PNG" + b"\x00" * 5000)
         assert r.status_code == 413 and "over the limit of 4,000" in r.json()["error"]
         r = c.post("/predict", content=_bomb_png(1000, 1000))  # a header claiming 1 Mpx
@@ -142,7 +136,7 @@ def test_oversize_bodies_bombs_and_too_many_images_get_413(served, images):
         r = c.post("/predict", files=_multipart([p for p, _ in images[:4]]))
         assert r.status_code == 413 and "4 images in one request" in r.json()["error"]
         assert c.post("/predict", content=png).status_code == 200
-    with TestClient(create_app(str(shared_run()), served=served)) as c:  # default limits
+    with TestClient(create_app(str(tiny_run), served=served)) as c:  # default limits
         r = c.post("/predict", content=_bomb_png(8000, 8000))
         assert r.status_code == 413 and "40,000,000" in r.json()["error"]
 
@@ -175,10 +169,10 @@ def test_model_card_health_and_the_page(client):
     assert '<link rel="icon" href="data:,">' in text  # no favicon request either
 
 
-def test_many_concurrent_requests_are_batched_and_all_answered(served, images):
+def test_many_concurrent_requests_are_batched_and_all_answered(served, images, tiny_run):
     paths = [p for p, _ in images]
-    expected = {r.source: r.to_dict()["top_k"] for r in predict(shared_run(), paths, top_k=3)}
-    app = create_app(str(shared_run()), served=served, window_ms=100, max_batch=16)
+    expected = {r.source: r.to_dict()["top_k"] for r in predict(tiny_run, paths, top_k=3)}
+    app = create_app(str(tiny_run), served=served, window_ms=100, max_batch=16)
     with TestClient(app) as c:
 
         def one(i: int):
@@ -195,7 +189,7 @@ def test_many_concurrent_requests_are_batched_and_all_answered(served, images):
     assert max(r.json()["timings"]["batch_size"] for _, r in results) > 1
 
 
-def test_a_full_queue_answers_503_with_retry_after(served, images):
+def test_a_full_queue_answers_503_with_retry_after(served, images, tiny_run):
     png = images[0][0].read_bytes()
     release, started = threading.Event(), threading.Event()
     inner = served.probs
@@ -211,7 +205,7 @@ def test_a_full_queue_answers_503_with_retry_after(served, images):
             release.wait(30)
             return inner(x)
 
-    app = create_app(str(shared_run()), served=Slow(), window_ms=0, max_queue=2, max_batch=1)
+    app = create_app(str(tiny_run), served=Slow(), window_ms=0, max_queue=2, max_batch=1)
     with TestClient(app) as c, ThreadPoolExecutor(4) as pool:
         first = pool.submit(c.post, "/predict", content=png)  # runs (blocked)
         assert started.wait(30)  # the first request is in its forward pass
@@ -230,9 +224,11 @@ def test_a_full_queue_answers_503_with_retry_after(served, images):
         assert all(f.result(30).status_code == 200 for f in [first, *queued])
 
 
-def test_a_failing_model_gives_500_and_the_server_keeps_going(served, images, monkeypatch):
+def test_a_failing_model_gives_500_and_the_server_keeps_going(
+    served, images, monkeypatch, tiny_run
+):
     png = images[0][0].read_bytes()
-    app = create_app(str(shared_run()), served=served)
+    app = create_app(str(tiny_run), served=served)
     calls = {"n": 0}
     real = served.probs
 
@@ -249,12 +245,12 @@ def test_a_failing_model_gives_500_and_the_server_keeps_going(served, images, mo
         assert c.post("/predict", content=png).status_code == 200
 
 
-def test_gradcam_overlay_of_the_top_class(client, served, images, tmp_path):
+def test_gradcam_overlay_of_the_top_class(client, served, images, tmp_path, tiny_run):
     path = images[1][0]
     r = client.post("/gradcam", files=_multipart([path]))
     assert r.status_code == 200, r.text
     body = r.json()
-    top = predict(shared_run(), path, top_k=1, backend="torch")[0]
+    top = predict(tiny_run, path, top_k=1, backend="torch")[0]
     assert body["class"] == top.classes[0] and body["prob"] == pytest.approx(top.probs[0], abs=1e-5)
     assert body["overlay"].startswith("data:image/png;base64,")
     png = Image.open(io.BytesIO(base64.b64decode(body["overlay"].split(",", 1)[1])))
@@ -264,10 +260,10 @@ def test_gradcam_overlay_of_the_top_class(client, served, images, tmp_path):
     assert client.post("/gradcam", files=_multipart([path, path])).status_code == 422
 
 
-def test_an_onnx_model_serves_predictions_but_no_gradcam(images, tmp_path):
+def test_an_onnx_model_serves_predictions_but_no_gradcam(images, tmp_path, tiny_run):
     from cnnlab.export import export
 
-    onnx_path = export(shared_run(), "onnx", dynamic_batch=True, out=tmp_path / "m.onnx").path
+    onnx_path = export(tiny_run, "onnx", dynamic_batch=True, out=tmp_path / "m.onnx").path
     with TestClient(create_app(str(onnx_path))) as c:
         assert c.get("/model").json()["gradcam"] is False
         r = c.post("/predict", content=images[2][0].read_bytes())
@@ -280,27 +276,27 @@ def test_an_onnx_model_serves_predictions_but_no_gradcam(images, tmp_path):
         assert r.status_code == 409 and "run directory" in r.json()["error"]
 
 
-def test_cli_binds_localhost_by_default_and_warns_on_all_interfaces(monkeypatch, capsys):
+def test_cli_binds_localhost_by_default_and_warns_on_all_interfaces(monkeypatch, capsys, tiny_run):
     import uvicorn
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
-    assert main(["serve", str(shared_run()), "--port", "8123"]) == 0
+    assert main(["serve", str(tiny_run), "--port", "8123"]) == 0
     assert calls[-1]["host"] == "127.0.0.1" and calls[-1]["port"] == 8123
     err = capsys.readouterr().err
     assert "http://127.0.0.1:8123/" in err and "warning" not in err
     for host in ("0.0.0.0", "::"):
-        assert main(["serve", str(shared_run()), "--host", host]) == 0
+        assert main(["serve", str(tiny_run), "--host", host]) == 0
         assert "warning: listening on all interfaces" in capsys.readouterr().err
-    assert main(["serve", str(shared_run()), "--port", "70000"]) == 2
+    assert main(["serve", str(tiny_run), "--port", "70000"]) == 2
     assert "--port must be at most 65535" in capsys.readouterr().err
     assert main(["serve", "/no/such/run"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_without_the_serve_extra_the_error_names_it(monkeypatch, capsys):
+def test_without_the_serve_extra_the_error_names_it(monkeypatch, capsys, tiny_run):
     monkeypatch.setitem(sys.modules, "starlette", None)  # importing it now fails
-    assert main(["serve", str(shared_run())]) == 2
+    assert main(["serve", str(tiny_run)]) == 2
     err = capsys.readouterr().err
     assert "cnnlab serve needs starlette, which is not installed" in err
     assert "pip install 'cnnlab[serve]'" in err and "Traceback" not in err

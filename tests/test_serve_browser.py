@@ -12,8 +12,8 @@ import shutil
 
 import numpy as np
 import pytest
+from _utils import write_digit_pngs
 from PIL import Image
-from test_export_fixtures import shared_run, write_digit_pngs
 
 from cnnlab.cli import main
 
@@ -42,10 +42,10 @@ CHROMIUM_FLAGS = (
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tiny_run):
     from cnnlab.serve.process import serve_in_subprocess
 
-    with serve_in_subprocess(shared_run(), ["--top-k", "3"]) as url:
+    with serve_in_subprocess(tiny_run, ["--top-k", "3"]) as url:
         yield url
 
 
@@ -89,13 +89,15 @@ def _console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def test_page_shows_the_top_class_that_cnnlab_predict_gives(server, browser, tmp_path, capsys):
+def test_page_shows_the_top_class_that_cnnlab_predict_gives(
+    server, browser, tmp_path, capsys, tiny_run
+):
     from selenium.webdriver.common.by import By
 
     (path, _), *_ = write_digit_pngs(tmp_path / "img", n=1)
     big = tmp_path / "digit.png"  # enlarged so that a person could see it too
     Image.open(path).resize((96, 96), Image.NEAREST).save(big)
-    assert main(["predict", str(shared_run()), str(big), "--format", "json"]) == 0
+    assert main(["predict", str(tiny_run), str(big), "--format", "json"]) == 0
     expected = json.loads(capsys.readouterr().out)[0]["top_k"][0]["class"]
 
     _upload(browser, server, big)

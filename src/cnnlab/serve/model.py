@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-import json
 import os
 import threading
 from pathlib import Path
@@ -20,14 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnlab.data import Normalizer
 from cnnlab.prediction import Prediction, softmax
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def model_card(source: str | os.PathLike, meta: dict[str, Any], backend: str) -> dict[str, Any]:
@@ -43,6 +36,7 @@ def model_card(source: str | os.PathLike, meta: dict[str, Any], backend: str) ->
         ['a', 'b']
     """
     from cnnlab.checkpoint import resolve_checkpoint
+    from cnnlab.run import read_json
 
     path = Path(source)
     try:
@@ -55,7 +49,7 @@ def model_card(source: str | os.PathLike, meta: dict[str, Any], backend: str) ->
     spec = meta.get("model") or {}
     accuracy, accuracy_split = None, None
     for split in ("test", "val"):
-        doc = _read_json(run_dir / "eval" / split / "metrics.json")
+        doc = read_json(run_dir / "eval" / split / "metrics.json")
         if isinstance(doc, dict) and isinstance(doc.get("accuracy"), (int, float)):
             accuracy, accuracy_split = float(doc["accuracy"]), split
             break
@@ -114,6 +108,7 @@ class ServedModel:
         self.mean = [float(v) for v in meta["normalization"]["mean"]]
         self.std = [float(v) for v in meta["normalization"]["std"]]
         self.k = min(top_k, len(self.class_names))
+        self._norm = Normalizer(self.mean, self.std, "cpu")  # predict's normalization
         self.card = model_card(source, meta, self.predictor.backend)
         self._cam_model: torch.nn.Module | None = None
         self._cam_lock = threading.Lock()
@@ -129,9 +124,7 @@ class ServedModel:
         return self._cam_model is not None
 
     def _normalized(self, x: np.ndarray) -> torch.Tensor:
-        from cnnlab.data.normalize import to_float_normalized
-
-        return to_float_normalized(torch.from_numpy(x), self.mean, self.std)  # (B, C, H, W)
+        return self._norm(torch.from_numpy(x))  # (B, C, H, W) float32
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``(B, K)`` (float64) of uint8 images ``(B, C, H, W)``."""
