@@ -21,14 +21,15 @@ from cnnlab.data._decode import IMAGE_EXTENSIONS, decode_one
 
 __all__ = ["IMAGE_EXTENSIONS", "decode_image"]
 
-ImageSource = str | os.PathLike | Image.Image
+ImageSource = str | os.PathLike | Image.Image | bytes
 
 
 def decode_image(image: ImageSource, input_size: Sequence[int]) -> torch.Tensor:
     """Decode an image file (or an in-memory PIL image) to a uint8 ``(C, H, W)`` tensor.
 
     Args:
-        image: a file path or a PIL image (encoded losslessly, then decoded by the same code).
+        image: a file path, a PIL image (encoded losslessly, then decoded by the same code), or
+            the bytes of an image file (an upload).
         input_size: ``[C, H, W]``, the model's input (a run's ``input_size``).
 
     Returns:
@@ -53,6 +54,9 @@ def decode_image(image: ImageSource, input_size: Sequence[int]) -> torch.Tensor:
         buf.seek(0)
         error = decode_one(buf, (h, w), c, out)
         name = "<PIL image>"
+    elif isinstance(image, bytes):
+        error = decode_one(io.BytesIO(image), (h, w), c, out)
+        name = "<bytes>"
     else:
         path = Path(image)
         if not path.is_file():

@@ -4,8 +4,8 @@ An upload is identified by its bytes (Pillow's format sniffing, restricted to co
 formats), never by its file name or Content-Type, and its pixel count is read from the header
 before anything is decompressed, so a decompression bomb (a few KB that inflate to gigapixels) is
 refused with 413 and a reason instead of exhausting memory. Accepted images are decoded by the
-very code ``cnnlab predict`` uses for files (:mod:`cnnlab.prediction`), so the server and the
-command give the same answer for the same image.
+very code ``cnnlab predict`` uses for files (:func:`cnnlab.data.decode_image`), so the server
+and the command give the same answer for the same image.
 """
 
 from __future__ import annotations
@@ -120,13 +120,11 @@ def decode_upload(data: bytes, name: str, input_size: list[int], max_pixels: int
         >>> decode_upload(buf.getvalue(), "x.png", [1, 8, 8], 10_000).shape
         (1, 8, 8)
     """
-    # The decoder of cnnlab predict (the one public entry, prediction.load_images, takes paths
-    # and PIL images; bytes go straight to the function it calls).
-    from cnnlab.data._decode import decode_one
+    from cnnlab.data import decode_image  # the decoder of cnnlab predict
 
     sniff(data, name, max_pixels)
-    c, h, w = (int(v) for v in input_size)
-    a = decode_one(io.BytesIO(data), (h, w), c)
-    if isinstance(a, str):
-        raise RequestError(422, f"{name}: cannot be decoded as an image ({a})")
-    return a
+    try:
+        return decode_image(data, input_size).numpy()
+    except ValueError as exc:
+        reason = str(exc).split("': ", 1)[-1]  # the decoder's reason, after its own label
+        raise RequestError(422, f"{name}: cannot be decoded as an image ({reason})") from None
