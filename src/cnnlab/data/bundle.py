@@ -29,7 +29,10 @@ class Split:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
-        if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8:
+        stored = getattr(self.images, "is_stored", False)  # rows of a disk store (StoredImages)
+        if not stored and (
+            not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8
+        ):
             raise ValueError(
                 "Split.images must be a uint8 torch.Tensor of shape (N, C, H, W), got "
                 f"{getattr(self.images, 'dtype', type(self.images).__name__)}"
@@ -67,6 +70,8 @@ class Split:
             [3, 1]
         """
         index = index.to(self.images.device)
+        if getattr(self.images, "is_stored", False):  # a view of other rows, nothing is read
+            return Split(self.images.take_rows(index), self.labels.index_select(0, index))
         return Split(self.images.index_select(0, index), self.labels.index_select(0, index))
 
     def class_counts(self, num_classes: int) -> list[int]:
@@ -132,6 +137,9 @@ class DataBundle:
         mean, std: per-channel statistics in [0, 1] units, measured on the training split.
         info: how the bundle was made (seed, split fractions, skipped files ...), saved in
             ``data.json``.
+        crop_size: (H, W) the model sees when the images are stored larger (full-resolution
+            storage: random-resized-crop for training, centre crop for evaluation); None when
+            the model sees the stored size.
 
     Example:
         >>> from cnnlab.data import load_data
@@ -148,6 +156,7 @@ class DataBundle:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    crop_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(self.train.images.shape[1:])
@@ -158,7 +167,19 @@ class DataBundle:
                     f"but train has {shape}; all splits must share (C, H, W)"
                 )
         if not self.mean or not self.std:
-            self.mean, self.std = channel_stats(self.train.images)
+            if getattr(self.train.images, "is_stored", False):  # exact, from the stored sums
+                self.mean, self.std = self.train.images.channel_stats()
+            else:
+                self.mean, self.std = channel_stats(self.train.images)
+        if self.crop_size is not None:
+            self.crop_size = (int(self.crop_size[0]), int(self.crop_size[1]))
+            h, w = self.image_size
+            if self.crop_size == (h, w):
+                self.crop_size = None
+            elif self.crop_size[0] > h or self.crop_size[1] > w:
+                raise ValueError(
+                    f"crop_size {self.crop_size} must not exceed the stored image size {(h, w)}"
+                )
 
     @property
     def in_channels(self) -> int:
@@ -169,6 +190,11 @@ class DataBundle:
     def image_size(self) -> tuple[int, int]:
         """(H, W) of every image."""
         return int(self.train.images.shape[2]), int(self.train.images.shape[3])
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) the model sees: ``crop_size`` when set, else ``image_size``."""
+        return self.crop_size or self.image_size
 
     @property
     def num_classes(self) -> int:
@@ -214,6 +240,7 @@ class DataBundle:
             "class_counts": {k: v.class_counts(self.num_classes) for k, v in self.splits().items()},
             "in_channels": self.in_channels,
             "image_size": list(self.image_size),
+            **({"crop_size": list(self.crop_size)} if self.crop_size else {}),
             "mean": list(self.mean),
             "std": list(self.std),
             **self.info,

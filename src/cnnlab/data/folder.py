@@ -16,12 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from cnnlab.data._cache import cache_key, default_cache_dir, load_cache, save_cache
-from cnnlab.data._decode import IMAGE_EXTENSIONS, choose_format, decode_all, probe_all
+from cnnlab.data._cache import _stem, cache_key, default_cache_dir, load_cache, save_cache
+from cnnlab.data._decode import (
+    _FAST_JPEG_MIN,
+    IMAGE_EXTENSIONS,
+    choose_format,
+    decode_all,
+    probe_all,
+)
 from cnnlab.data._split import stratified_split
 from cnnlab.data.bundle import DataBundle, Split
+from cnnlab.data.store import StoreSpec, build_store, open_store, remove_stale, store_bytes
+from cnnlab.data.stored import StoredImages
 
 log = logging.getLogger("cnnlab.data")
 
@@ -29,6 +38,7 @@ _VAL_NAMES = ("val", "valid", "validation")
 _PARTS = ("train", "val", "test", "all")  # index stored per image in the cache
 _SHOW = 5  # how many problem files a warning names
 _PROBE = 1000  # files whose headers decide the default size and channels
+CACHE_MODES = ("auto", "ram", "disk")
 
 
 def _subdirs(d: Path) -> list[Path]:
@@ -118,13 +128,21 @@ def _scan(root: Path, parts: dict[str, Path]) -> _Scan:
     return scan
 
 
+def _rel(p: Path, root: Path) -> str:
+    """``p`` relative to ``root`` when inside it (a CSV may list files anywhere), else whole."""
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(p)
+
+
 def _report(root: Path, bad: list[tuple[Path, str]], scan: _Scan) -> None:
     others, total = scan.others, len(scan.paths)
     if not bad and not others and not scan.loose:
         return
     msg = []
     if bad:
-        shown = "; ".join(f"{p.relative_to(root)} ({why})" for p, why in bad[:_SHOW])
+        shown = "; ".join(f"{_rel(p, root)} ({why})" for p, why in bad[:_SHOW])
         more = f" and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
         msg.append(f"skipped {len(bad)} of {total} image files that could not be decoded: "
                    f"{shown}{more}")  # fmt: skip
@@ -136,7 +154,7 @@ def _report(root: Path, bad: list[tuple[Path, str]], scan: _Scan) -> None:
         shown = ", ".join(str(p.relative_to(root)) for p in scan.loose[:_SHOW])
         more = f" and {len(scan.loose) - _SHOW} more" if len(scan.loose) > _SHOW else ""
         msg.append(f"ignored {len(scan.loose)} images outside the class folders: {shown}{more}")
-    warnings.warn(f"{root}: " + "; ".join(msg), stacklevel=5)  # points at load_data's caller
+    warnings.warn(f"{root}: " + "; ".join(msg), stacklevel=6)  # points at load_data's caller
 
 
 def _check_memory(n: int, c: int, size: tuple[int, int], image_size: int | None) -> None:
@@ -155,9 +173,10 @@ def _check_memory(n: int, c: int, size: tuple[int, int], image_size: int | None)
         )
 
 
-def _decode_folder(
+def _format(
     root: Path, scan: _Scan, image_size: int | None, channels: int | None
-) -> dict[str, Any]:
+) -> tuple[tuple[int, int], int, bool]:
+    """(size, channels, native) for decoding: from the headers of a sample of the files."""
     if not scan.paths:
         raise ValueError(
             f"no image files found in the class folders of {root} (looked for "
@@ -171,8 +190,23 @@ def _decode_folder(
     if all(isinstance(h, str) for h in headers):
         raise ValueError(f"none of the {len(scan.paths)} image files in {root} could be read")
     size, chans = choose_format(headers, image_size, channels)
-    _check_memory(len(scan.paths), chans, size, image_size)
     native = all(isinstance(h, str) or h[0] == (size[1], size[0]) for h in headers)
+    return size, chans, native
+
+
+def _meta(root: Path, scan: _Scan, bad: list[tuple[Path, str]]) -> dict[str, Any]:
+    return {
+        "class_names": scan.class_names,
+        "skipped_files": len(bad) + len(scan.others) + len(scan.loose),
+        "skipped_examples": [_rel(p, root) for p, _ in bad[:_SHOW]],
+    }
+
+
+def _decode_folder(
+    root: Path, scan: _Scan, size: tuple[int, int], chans: int, native: bool,
+    image_size: int | None,
+) -> dict[str, Any]:
+    _check_memory(len(scan.paths), chans, size, image_size)
     log.info("decoding %d images of %s to %dx%dx%d", len(scan.paths), root, chans, *size)
     t0 = time.perf_counter()
     images, errors = decode_all(scan.paths, size, chans, fast_jpeg=native)
@@ -184,16 +218,78 @@ def _decode_folder(
     if bad:
         keep = torch.tensor([e is None for e in errors], dtype=torch.bool)
         images, labels, parts = images[keep], labels[keep], parts[keep]
+    return {"images": images, "labels": labels, "parts": parts, "meta": _meta(root, scan, bad)}
+
+
+def _store_folder(
+    root: Path, scan: _Scan, size: tuple[int, int], chans: int, native: bool,
+    store_path: Path, key: str, quiet: bool,
+) -> dict[str, Any]:
+    """Decode into (or reopen) the disk store; the splits become views of its rows."""
+    spec = StoreSpec(
+        scan.paths, size, chans,
+        {"labels": np.asarray(scan.labels, dtype=np.int64),
+         "parts": np.asarray(scan.parts, dtype=np.int8)},
+        {"class_names": scan.class_names},
+        fast_jpeg=native and len(scan.paths) >= _FAST_JPEG_MIN,
+    )  # fmt: skip
+    store = build_store(store_path, key, spec, quiet=quiet, log=log.info)
+    bad = [(Path(scan.paths[i]), e) for i, e in sorted(store.errors.items())]
+    _report(root, bad, scan)
+    ok = torch.from_numpy(store.arrays["ok"])
+    keep = torch.nonzero(ok).flatten()
+    rows = StoredImages(store.images, torch.arange(len(store)), store.sums).take_rows(keep)
     return {
-        "images": images,
-        "labels": labels,
-        "parts": parts,
-        "meta": {
-            "class_names": scan.class_names,
-            "skipped_files": len(bad) + len(scan.others) + len(scan.loose),
-            "skipped_examples": [str(p.relative_to(root)) for p, _ in bad[:_SHOW]],
-        },
+        "images": rows,
+        "labels": torch.from_numpy(store.arrays["labels"])[keep],
+        "parts": torch.from_numpy(store.arrays["parts"])[keep],
+        "meta": _meta(root, scan, bad),
     }
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (MemAvailable), None when unknown.
+
+    Example:
+        >>> available_memory() is None or available_memory() > 0
+        True
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+RAM_SHARE = 0.25  # `auto` keeps a decoded set resident up to this share of the available memory
+
+
+def choose_cache(cache: str, need: int) -> tuple[str, str]:
+    """``(ram|disk, why)`` for ``cache`` = auto|ram|disk and a decoded size of ``need`` bytes.
+
+    Example:
+        >>> choose_cache("auto", 1000)[0], choose_cache("disk", 1000)[0]
+        ('ram', 'disk')
+    """
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}")
+    if cache != "auto":
+        return cache, f"--cache {cache}"
+    avail = available_memory()
+    if avail is None:
+        return "ram", "available memory unknown"
+    share = need / avail
+    where = "disk" if share > RAM_SHARE else "ram"
+    return where, (f"decoded size {need / 2**30:.2f} GiB is {share:.0%} of the "
+                   f"{avail / 2**30:.1f} GiB available memory "
+                   f"({'above' if where == 'disk' else 'within'} the {RAM_SHARE:.0%} kept "
+                   "resident)")  # fmt: skip
 
 
 def _drop_empty_classes(
@@ -205,7 +301,7 @@ def _drop_empty_classes(
         warnings.warn(
             f"{root}: dropping {len(empty)} class folder(s) with no readable images: "
             f"{', '.join(empty)}",
-            stacklevel=4,
+            stacklevel=5,
         )
     kept = [i for i, c in enumerate(counts.tolist()) if c > 0]
     if len(kept) < 2:
@@ -228,11 +324,20 @@ def load_folder(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    cache: str = "ram",
+    storage_size: int | None = None,
+    quiet: bool = True,
 ) -> DataBundle:
     """Load an image folder (see the module docstring for layouts) as a :class:`DataBundle`.
 
-    Decoded images are cached (safetensors) in ``cache_dir`` (default ``~/.cache/cnnlab``),
-    keyed on every image file's path, size and mtime plus ``image_size`` and ``channels``.
+    Decoded images are cached in ``cache_dir`` (default ``~/.cache/cnnlab``), keyed on every
+    image file's path, size and mtime plus the decoding options: resident (``cache="ram"``, a
+    safetensors file) or as a memory-mapped disk store (``cache="disk"``, see
+    :mod:`cnnlab.data.store`; the splits are then views of its rows and stay on disk);
+    ``cache="auto"`` picks disk when the decoded set exceeds ``RAM_SHARE`` of the available
+    memory. With ``storage_size`` the images are decoded at that size (shorter side resized,
+    central square kept) and the bundle's ``crop_size`` is ``image_size``: the model sees
+    random-resized crops of the full stored picture in training and centre crops in evaluation.
     Prefer calling ``load_data("folder:PATH", ...)``, which checks the arguments.
 
     Example:
@@ -259,29 +364,73 @@ def load_folder(
     root = root.resolve()
     parts = _layout(root)
     scan = _scan(root, parts)
-    options = {"image_size": image_size, "channels": channels, "layout": sorted(parts)}
+    return load_scanned(
+        f"folder:{root}", "folder", root, scan, {"layout": sorted(parts)},
+        image_size=image_size, channels=channels, val_split=val_split, test_split=test_split,
+        seed=seed, cache_dir=cache_dir, use_cache=use_cache, cache=cache,
+        storage_size=storage_size, quiet=quiet, split_layout="all" not in parts,
+    )  # fmt: skip
+
+
+def load_scanned(
+    name: str, kind: str, root: Path, scan: _Scan, key_options: dict[str, Any], *,
+    image_size: int | None, channels: int | None, val_split: float, test_split: float,
+    seed: int, cache_dir: str | Path | None, use_cache: bool, cache: str,
+    storage_size: int | None, quiet: bool, split_layout: bool,
+) -> DataBundle:
+    """Decode the files of a scan (folder or CSV) through the RAM cache or the disk store."""
+    if storage_size is not None and image_size is not None and storage_size < image_size:
+        raise ValueError(
+            f"storage_size ({storage_size}) must be at least image_size ({image_size}): images "
+            "are stored at least as large as the model sees them"
+        )
+    decode_size = storage_size if storage_size is not None else image_size
+    crop = (image_size, image_size) if storage_size is not None and image_size else None
+    options = {"image_size": decode_size, "channels": channels, **key_options}
     key = cache_key(scan.stats, options)
     cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    hit = load_cache(cdir, "folder", root, options, key) if use_cache else None
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}")
+    hit = load_cache(cdir, kind, root, options, key) if use_cache and cache != "disk" else None
     if hit is not None:
         decoded = {**hit[0], "meta": hit[1]}
         log.info("%s: %d decoded images from the cache in %s", root, len(hit[0]["labels"]), cdir)
     else:
-        decoded = _decode_folder(root, scan, image_size, channels)
-        if use_cache:
-            tensors = {k: decoded[k] for k in ("images", "labels", "parts")}
-            save_cache(cdir, "folder", root, options, key, tensors, decoded["meta"])
+        stem = _stem(kind, root, options)
+        store_path = cdir / f"{stem}-{key[:24]}.store"
+        built = open_store(store_path, key) if cache != "ram" else None
+        if built is not None:  # a complete store of these very files: no probing, no decoding
+            where, why = "disk", f"the store {store_path} is already built"
+            size, chans, native = tuple(built.images.shape[2:]), built.images.shape[1], False
+        else:
+            size, chans, native = _format(root, scan, decode_size, channels)
+            where, why = choose_cache(cache, store_bytes(len(scan.paths), chans, size))
+        log.info("%s: %s store (%s)", root, "memory-mapped disk" if where == "disk"
+                 else "resident", why)  # fmt: skip
+        if where == "disk":
+            decoded = _store_folder(root, scan, size, chans, native, store_path, key, quiet)
+            remove_stale(cdir, stem, store_path)
+        else:
+            decoded = _decode_folder(root, scan, size, chans, native, decode_size)
+            if use_cache:
+                tensors = {k: decoded[k] for k in ("images", "labels", "parts")}
+                save_cache(cdir, kind, root, options, key, tensors, decoded["meta"])
     meta = decoded["meta"]
     labels, class_names, dropped = _drop_empty_classes(decoded["labels"], meta["class_names"], root)
     images, parts = decoded["images"], decoded["parts"]
+    stored = isinstance(images, StoredImages)
     info = {"seed": seed, "val_split": val_split, "test_split": test_split,
-            "skipped_files": meta["skipped_files"], "dropped_classes": dropped}  # fmt: skip
+            "skipped_files": meta["skipped_files"], "dropped_classes": dropped,
+            "cache": "disk" if stored else "ram"}  # fmt: skip
+    if crop is not None:
+        info["storage_size"] = storage_size
 
     def where(part: str) -> torch.Tensor:  # indices of the kept samples of one part
         return torch.nonzero((parts == _PARTS.index(part)) & (labels >= 0)).flatten()
 
-    def take(index: torch.Tensor) -> Split:  # one copy per split, straight from the cache
-        return Split(images.index_select(0, index), labels.index_select(0, index))
+    def take(index: torch.Tensor) -> Split:  # one copy per split (a row view for a disk store)
+        rows = images.take_rows(index) if stored else images.index_select(0, index)
+        return Split(rows, labels.index_select(0, index))
 
     def split_off(index: torch.Tensor, fractions: tuple[float, ...]) -> list[torch.Tensor]:
         return [index[i] for i in stratified_split(labels[index], fractions, seed)]
@@ -296,6 +445,7 @@ def load_folder(
             train_i, val_i = where("train"), where("val")
         else:
             val_i, train_i = split_off(where("train"), (val_split,))
-        info["layout"] = sorted(present)
+        if split_layout:
+            info["layout"] = sorted(present)
     train, val = take(train_i), take(val_i)
-    return DataBundle(f"folder:{root}", class_names, train, val, test, info=info)
+    return DataBundle(name, class_names, train, val, test, info=info, crop_size=crop)

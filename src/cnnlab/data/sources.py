@@ -10,7 +10,7 @@ from cnnlab.data._convert import convert
 from cnnlab.data._split import check_fraction, stratified_split
 from cnnlab.data.bundle import DataBundle, Split
 
-SOURCES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder:PATH")
+SOURCES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder:PATH", "csv:PATH")
 
 
 def _check_size(image_size: int | None) -> tuple[int, int] | None:
@@ -71,6 +71,9 @@ def load_data(
     channels: int | None = None,
     download: bool = False,
     use_cache: bool = True,
+    cache: str = "ram",
+    storage_size: int | None = None,
+    quiet: bool = True,
 ) -> DataBundle:
     """Load a dataset as resident uint8 tensors with a deterministic train/val/test split.
 
@@ -84,6 +87,8 @@ def load_data(
       (``data_dir/cifar-10-batches-py/...``); validation split off the training images.
     * ``folder:PATH``: one sub-folder per class; ``train/``, ``val/``, ``test/`` sub-folders are
       used when present, else a stratified split with ``val_split`` / ``test_split``.
+    * ``csv:PATH``: a labels file with columns ``path,label[,split]`` (see
+      :mod:`cnnlab.data.labels_csv`); paths relative to the file's folder.
 
     Decoded images are cached as safetensors in ``cache_dir`` (default ``data_dir/.cnnlab-cache``
     for datasets, ``~/.cache/cnnlab`` for folders), keyed on the files' names, sizes and mtimes.
@@ -102,6 +107,12 @@ def load_data(
         channels: 1 or 3 to convert, None to keep the source's channels (majority for folders).
         download: fetch a missing standard dataset through torchvision (needs the network).
         use_cache: read and write the decoded-image cache.
+        cache: where folder/CSV images are kept decoded: ``ram`` (resident tensors), ``disk``
+            (a memory-mapped store, for sets larger than the RAM) or ``auto`` (disk when the
+            decoded set would take over a quarter of the available memory).
+        storage_size: folder/CSV only: decode at this square size (>= image_size) and let the
+            model see ``image_size`` crops of it (``DataBundle.crop_size``).
+        quiet: no progress bar while building a disk store.
 
     Returns:
         A :class:`DataBundle` with mean/std measured on the training split.
@@ -114,6 +125,12 @@ def load_data(
     if not isinstance(source, str) or not source:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")
     size = _check_size(image_size)
+    if storage_size is not None and (
+        isinstance(storage_size, bool) or not isinstance(storage_size, int)
+        or not 4 <= storage_size <= 4096
+    ):
+        raise ValueError(f"storage_size must be an integer in [4, 4096] or None, got "
+                         f"{storage_size!r}")  # fmt: skip
     channels = _check_channels(channels)
     val_split = check_fraction("val_split", val_split, allow_zero=False)
     test_split = check_fraction("test_split", test_split, allow_zero=True)
@@ -144,11 +161,13 @@ def load_data(
         info = {"seed": seed, "val_split": val_split, "test_split": None}
         train, val = train_pool.subset(train_idx), train_pool.subset(val_idx)
         return DataBundle(key, class_names, train, val, test, info=info)
-    if key.startswith("folder:"):
+    if key.startswith(("folder:", "csv:")):
         from cnnlab.data.folder import load_folder
+        from cnnlab.data.labels_csv import load_csv
 
-        return load_folder(
-            name[len("folder:") :],
+        loader, prefix = (load_csv, "csv:") if key.startswith("csv:") else (load_folder, "folder:")
+        return loader(
+            name[len(prefix) :],
             image_size=image_size,
             channels=channels,
             val_split=val_split,
@@ -156,7 +175,12 @@ def load_data(
             seed=seed,
             cache_dir=cache_dir,
             use_cache=use_cache,
+            cache=cache,
+            storage_size=storage_size,
+            quiet=quiet,
         )
+    if storage_size is not None:
+        raise ValueError(f"storage_size applies to folder:PATH and csv:PATH sources, not {name!r}")
     hint = ""
     if Path(name).is_dir():
         hint = f" (for an image folder write 'folder:{name}')"
