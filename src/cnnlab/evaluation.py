@@ -96,10 +96,11 @@ def evaluate(
         run.load_data(data))
     images, labels = _split_tensors(bundle, split)
     labels = _map_labels(labels, list(bundle.class_names), class_names)
-    _check_shape(images, meta, checkpoint)
+    crop = getattr(bundle, "crop_size", None)  # stored larger: evaluated on centre crops
+    _check_shape([images.shape[1], *crop] if crop else list(images.shape[1:]), meta, checkpoint)
 
     norm = meta["normalization"]
-    logits = model_logits(model, images, norm["mean"], norm["std"], batch_size)  # (N, K)
+    logits = model_logits(model, images, norm["mean"], norm["std"], batch_size, size=crop)
     result = _metrics(logits, labels, class_names)
     result.metrics.update(
         split=split, checkpoint=str(checkpoint), epoch=meta.get("epoch"),
@@ -113,6 +114,11 @@ def evaluate(
 def _split_tensors(bundle: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if split == "all":
         parts = list(bundle.splits().values())
+        if any(getattr(p.images, "is_stored", False) for p in parts):  # one view, nothing read
+            from cnnlab.data import StoredImages
+
+            labels = torch.cat([p.labels for p in parts])
+            return StoredImages.concat([p.images for p in parts]), labels
         return torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts])
     s = bundle.split(split)
     if len(s) == 0:
@@ -136,9 +142,8 @@ def _map_labels(
     return table[labels.cpu()]
 
 
-def _check_shape(images: torch.Tensor, meta: dict[str, Any], checkpoint: Path) -> None:
+def _check_shape(got: list[int], meta: dict[str, Any], checkpoint: Path) -> None:
     expected = list(meta.get("input_size") or [])
-    got = list(images.shape[1:])
     if expected and got != expected:
         raise ValueError(
             f"the data's images are {got} (C, H, W) but {str(checkpoint)!r} was trained on "

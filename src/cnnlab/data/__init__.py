@@ -1,4 +1,4 @@
-"""Datasets as resident uint8 tensors, batched iteration, batched augmentation, normalization.
+"""Datasets as uint8 tensors (resident or memory-mapped), batches, batched augmentation.
 
 Example:
     >>> from cnnlab.data import load_data, batches, build_augment, to_float, to_float_normalized
@@ -11,13 +11,16 @@ Example:
 
 import torch  # noqa: F401  (used by the docstring example)
 
-from cnnlab.data.augment import Augment
+from cnnlab.data.augment import Augment, center_crop
 from cnnlab.data.batches import batches, num_batches
 from cnnlab.data.bundle import DataBundle, Split, channel_stats
 from cnnlab.data.images import IMAGE_EXTENSIONS, decode_image
 from cnnlab.data.normalize import Normalizer, to_float, to_float_normalized
+from cnnlab.data.prefetch import prefetch
 from cnnlab.data.presets import PRESETS, build_augment, default_augment_name, resolve_augment_name
+from cnnlab.data.sharding import shard_order
 from cnnlab.data.sources import SOURCES, load_data, split_pool
+from cnnlab.data.stored import StoredImages
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -27,14 +30,18 @@ __all__ = [
     "DataBundle",
     "Normalizer",
     "Split",
+    "StoredImages",
     "batches",
     "build_augment",
+    "center_crop",
     "channel_stats",
     "decode_image",
     "default_augment_name",
     "load_data",
     "num_batches",
+    "prefetch",
     "resolve_augment_name",
+    "shard_order",
     "split_pool",
     "to_float",
     "to_float_normalized",

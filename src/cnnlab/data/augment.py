@@ -44,6 +44,10 @@ class Augment(nn.Module):
         cutout: side in pixels of a square erased at a random centre (0 disables).
         cutout_fill: value written into the erased square (0.5 = mid-grey).
         generator: default CPU generator for the random parameters (overridable per call).
+        size: (H, W) of the output when the images are stored larger (full-resolution
+            storage): the random resized crop (or rotation) samples straight to that size,
+            otherwise a random crop of that size is taken first (torchvision's RandomCrop).
+            None keeps the input size.
 
     Example:
         >>> aug = Augment(crop_padding=4, flip=True, generator=torch.Generator().manual_seed(0))
@@ -63,6 +67,7 @@ class Augment(nn.Module):
         cutout: int = 0,
         cutout_fill: float = 0.5,
         generator: torch.Generator | None = None,
+        size: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         if isinstance(crop_padding, bool) or not isinstance(crop_padding, int) or crop_padding < 0:
@@ -91,6 +96,7 @@ class Augment(nn.Module):
         self.cutout = cutout
         self.cutout_fill = float(cutout_fill)
         self.generator = generator
+        self.size = None if size is None else (int(size[0]), int(size[1]))
 
     @property
     def is_identity(self) -> bool:
@@ -127,6 +133,8 @@ class Augment(nn.Module):
         g = generator if generator is not None else self.generator
         if self.rotate or self.resized_crop:
             x = self._affine(x, g)
+        elif self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = self._random_crop(x, g)
         if self.crop_padding:
             x = self._crop_flip(x, g, self.flip)
         elif self.flip:
@@ -158,6 +166,20 @@ class Augment(nn.Module):
         index = index.to(x.device).expand(b, c, h * w)
         return xp.flatten(2).gather(2, index).view(b, c, h, w)
 
+    def _random_crop(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        # A window of the output size at a uniform offset per image: one gather, as above.
+        b, c, h, w = x.shape
+        oh, ow = self.size
+        if oh > h or ow > w:
+            raise ValueError(f"Augment size {self.size} is larger than the images {(h, w)}")
+        oy = torch.randint(0, h - oh + 1, (b,), generator=g)
+        ox = torch.randint(0, w - ow + 1, (b,), generator=g)
+        rows = oy.view(-1, 1) + torch.arange(oh)  # (B, oh)
+        cols = ox.view(-1, 1) + torch.arange(ow)  # (B, ow)
+        index = (rows.view(b, oh, 1) * w + cols.view(b, 1, ow)).view(b, 1, oh * ow)
+        index = index.to(x.device).expand(b, c, oh * ow)
+        return x.flatten(2).gather(2, index).view(b, c, oh, ow)
+
     def _affine(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         b, _, h, w = x.shape
         if self.resized_crop:
@@ -172,7 +194,7 @@ class Augment(nn.Module):
             cx = cy = torch.zeros(b)
         angle = _uniform(b, -self.rotate, self.rotate, g)
         theta = affine_matrices(fw, fh, cx, cy, angle, (h, w))
-        return apply_affine(x, theta)
+        return apply_affine(x, theta, self.size)
 
     def _jitter(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         # brightness: x * fb;  contrast: (x - m) * fc + m with m the image's mean grey level;
@@ -222,6 +244,8 @@ class Augment(nn.Module):
             parts.append(f"jitter={self.jitter}")
         if self.cutout:
             parts.append(f"cutout={self.cutout}")
+        if self.size is not None:
+            parts.append(f"size={self.size}")
         return ", ".join(parts) or "identity"
 
 
@@ -266,10 +290,13 @@ def affine_matrices(
     return torch.stack([row0, row1], dim=1)  # (B, 2, 3)
 
 
-def apply_affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+def apply_affine(
+    x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Resample a float batch (B, C, H, W) with matrices (B, 2, 3): one bilinear grid_sample.
 
-    Pixels that fall outside the input read as 0.
+    Pixels that fall outside the input read as 0. ``size`` = (H', W') samples the output grid
+    at another size (a resized crop straight from a larger stored picture).
 
     Example:
         >>> theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -278,5 +305,25 @@ def apply_affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         True
     """
     theta = theta.to(device=x.device, dtype=x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    shape = list(x.shape) if size is None else [*x.shape[:2], *size]
+    grid = F.affine_grid(theta, shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The central (H', W') window of a batch (B, C, H, W) -- evaluation of a larger store.
+
+    The offset is torchvision's ``CenterCrop``: ``round((H - H') / 2)``.
+
+    Example:
+        >>> center_crop(torch.arange(16.0).view(1, 1, 4, 4), (2, 2)).flatten().tolist()
+        [5.0, 6.0, 9.0, 10.0]
+    """
+    h, w = x.shape[-2:]
+    oh, ow = size
+    if (oh, ow) == (h, w):
+        return x
+    if oh > h or ow > w:
+        raise ValueError(f"center_crop size {tuple(size)} is larger than the images {(h, w)}")
+    top, left = int(round((h - oh) / 2.0)), int(round((w - ow) / 2.0))
+    return x[..., top : top + oh, left : left + ow]

@@ -72,7 +72,9 @@ class Normalizer:
 
     Augmentation that only moves pixels (crop, flip, cutout) runs on the uint8 batch (4x less
     memory traffic); the rest runs on [0, 1] floats. Normalization is cnnlab.data's fused
-    multiply-add, optionally writing NHWC (channels_last) memory.
+    multiply-add, optionally writing NHWC (channels_last) memory. With ``size`` (images stored
+    larger than the model sees), a batch not already cropped by the augmentation is
+    centre-cropped to it: evaluation's resize + centre crop, batched.
 
     Example:
         >>> norm = Normalizer([0.5], [0.25], "cpu")
@@ -86,7 +88,9 @@ class Normalizer:
         std: Sequence[float],
         device: torch.device | str,
         channels_last: bool = False,
+        size: tuple[int, int] | None = None,
     ) -> None:
+        self.size = None if size is None else (int(size[0]), int(size[1]))
         self.mean = [float(m) for m in mean]
         self.std = [float(s) for s in std]
         self.device = torch.device(device)
@@ -104,4 +108,8 @@ class Normalizer:
                 x = augment(x, generator)  # uint8 in, uint8 out
             else:
                 x = augment(to_float(x), generator)  # [0, 1] floats
+        if self.size is not None:
+            from cnnlab.data.augment import center_crop
+
+            x = center_crop(x, self.size)  # (B, C, *size); a no-op after a sized augment
         return to_float_normalized(x, self.mean, self.std, channels_last=self.channels_last)

@@ -11,6 +11,8 @@ PRESETS: dict[str, str] = {
     "crop": "random crop with padding size/8 (for digits: no flip)",
     "crop-flip": "random crop with padding size/8 + horizontal flip (the standard CIFAR recipe)",
     "shift-rotate": "random crop with padding size/8 + rotation up to 10 degrees (digits, MNIST)",
+    "rrc-flip": "random resized crop (8-100% area, aspect 3/4-4/3) + horizontal flip "
+    "(torchvision's ImageNet recipe; the default when images are stored above the crop size)",
     "strong": "random resized crop (35-100% area) + flip + rotation 10 deg + colour jitter 0.3 "
     "+ cutout size/4",
 }
@@ -43,6 +45,8 @@ def _preset(name: str, size: int) -> Augment:
         return Augment(crop_padding=pad, flip=True)
     if name == "shift-rotate":
         return Augment(crop_padding=pad, rotate=10.0)
+    if name == "rrc-flip":
+        return Augment(resized_crop=(0.08, 1.0), flip=True)
     return Augment(
         resized_crop=(0.35, 1.0), flip=True, rotate=10.0, jitter=0.3, cutout=max(1, size // 4)
     )

@@ -67,6 +67,13 @@ class StoredImages:
         """A view of the samples at ``index`` (no pixel is read)."""
         return StoredImages(self.base, self.rows[index.cpu()], self.sums)
 
+    @staticmethod
+    def concat(views: list[StoredImages]) -> StoredImages:
+        """One view of the rows of several views of the same store, in order."""
+        if any(v.base is not views[0].base for v in views):
+            raise ValueError("StoredImages.concat needs views of one store")
+        return StoredImages(views[0].base, torch.cat([v.rows for v in views]), views[0].sums)
+
     def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
         """Gather the images at ``index`` into a uint8 tensor (B, C, H, W)."""
         if dim != 0:

@@ -66,8 +66,11 @@ def model_logits(
     mean: Sequence[float],
     std: Sequence[float],
     batch_size: int = 256,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """:func:`score_images` on the model's own device with the run's mean/std.
+
+    ``size``: centre-crop each batch to (H, W) (a run trained from images stored larger).
 
     Example:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
@@ -76,4 +79,4 @@ def model_logits(
     """
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    return score_images(model, images, Normalizer(mean, std, device), batch_size)
+    return score_images(model, images, Normalizer(mean, std, device, size=size), batch_size)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.data.prefetch import gather_batches, prefetch
 from cnnlab.train._batches import Normalizer, index_batches, predict_logits
 
 
@@ -40,6 +41,9 @@ class EpochContext:
     grad_clip: float | None
     autocast: Callable[[], Any] | None
     sync_every: int  # read the loss back every this many batches (1 on CPU: it is free there)
+    max_steps: int | None = None  # stop the epoch once the run has made this many steps
+    steps_done: int = 0  # optimizer steps of the run so far (counted across epochs)
+    prefetch: int = 0  # batches gathered ahead by a thread (0: gather in the loop)
 
 
 def train_epoch(
@@ -58,11 +62,14 @@ def train_epoch(
     start, start_cpu = time.perf_counter(), time.process_time()
     batches = list(index_batches(len(ctx.labels), ctx.batch_size, shuffle=True,
                                  generator=ctx.generator))
+    if ctx.max_steps is not None:  # --max-steps: the run's last epoch may stop part-way
+        batches = batches[: max(0, ctx.max_steps - ctx.steps_done)]
+    gathered = gather_batches(ctx.images, ctx.labels, batches)  # (B, C, H, W) uint8, (B,)
+    if ctx.prefetch:
+        gathered = prefetch(gathered, ctx.prefetch)
     lr = used_lr = ctx.optimizer.param_groups[0]["lr"]
-    for i, idx in enumerate(batches):
-        idx = idx.to(ctx.images.device)
-        x_u8 = ctx.images.index_select(0, idx)  # (B, C, H, W) uint8
-        y = ctx.labels.index_select(0, idx).to(device, non_blocking=True)  # (B,)
+    for i, (x_u8, y) in enumerate(gathered):
+        y = y.to(device, non_blocking=True)  # (B,)
         x = ctx.normalizer(x_u8, ctx.augment, ctx.generator)  # (B, C, H, W) float
         if ctx.autocast is not None:
             with ctx.autocast():
@@ -90,6 +97,7 @@ def train_epoch(
         loss_sum += loss.detach().double() * len(y)
         correct += (out.detach().argmax(1) == y).sum()
         seen += len(y)
+        ctx.steps_done += 1
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - start_cpu
     train_loss = loss_sum.item() / max(1, seen)

@@ -56,6 +56,7 @@ def load_bundle(cfg: TrainConfig, pretrained: Any = None) -> Any:
         # The weights expect the resolution they were trained at: 224 for ImageNet weights,
         # a cnnlab run's own size (--image-size sets another).
         image_size = (pretrained or pretrained_source(cfg)).image_size
+    storage = storage_size(cfg, image_size)
     kwargs: dict[str, Any] = {
         "val_split": cfg.val_split,
         "test_split": cfg.test_split,
@@ -63,6 +64,8 @@ def load_bundle(cfg: TrainConfig, pretrained: Any = None) -> Any:
     }
     if cfg.download:
         kwargs["download"] = True
+    if cfg.dataset.lower().startswith(("folder:", "csv:")):
+        kwargs.update(cache=cfg.cache, storage_size=storage, quiet=cfg.quiet)
     for key, value in (
         ("data_dir", cfg.data_dir),
         ("cache_dir", cfg.cache_dir),
@@ -79,6 +82,24 @@ def load_bundle(cfg: TrainConfig, pretrained: Any = None) -> Any:
         bundle.train = bundle.train.subset(keep.sort().values)
         bundle.info = {**bundle.info, "max_train_images": cfg.max_train_images}
     return bundle
+
+
+def storage_size(cfg: TrainConfig, image_size: int | None) -> int | None:
+    """The decoded size of a folder/CSV: ``--storage-size``, else torchvision's 256-for-224.
+
+    From 128 px up the images are stored at ``round(image_size * 256 / 224)`` (the reference
+    recipes' resize before the 224 crop), so random-resized-crop sees the whole picture and
+    evaluation is resize + centre crop; smaller sizes are stored at the training size.
+
+    Example:
+        >>> storage_size(TrainConfig(dataset="folder:x", image_size=224), 224)
+        256
+    """
+    if cfg.storage_size is not None:
+        return cfg.storage_size
+    if image_size is None or image_size < 128:
+        return None
+    return round(image_size * 256 / 224)
 
 
 @dataclass
@@ -157,10 +178,13 @@ def build_optimization(
     optimizer = build_optimizer(
         groups, cfg.optimizer, cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
     )
+    epochs = cfg.epochs
+    if cfg.max_steps is not None:  # the schedule spans the epochs that --max-steps reaches
+        epochs = min(epochs, -(-cfg.max_steps // steps_per_epoch))
     scheduler = build_scheduler(
         optimizer,
         schedule=cfg.schedule,
-        epochs=cfg.epochs,
+        epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         warmup_epochs=cfg.warmup_epochs,
         onecycle_pct=cfg.onecycle_pct,

@@ -21,6 +21,7 @@ SCHEDULES = ("onecycle", "cosine", "step", "none")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SPLITS = ("train", "val", "test")
+CACHES = ("auto", "ram", "disk")
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None) -> Any:
@@ -57,12 +58,18 @@ class TrainConfig:
 
     # --- data ---------------------------------------------------------------------------------
     dataset: str = option(
-        "digits", "digits | mnist | fashion_mnist | cifar10 | cifar100 | folder:PATH"
+        "digits", "digits | mnist | fashion_mnist | cifar10 | cifar100 | folder:PATH | csv:PATH"
     )
     data_dir: str | None = option(
         None, "root of on-disk datasets (None: the data package's default)"
     )
     cache_dir: str | None = option(None, "where decoded uint8 tensor caches live (None: default)")
+    cache: str = option(
+        "auto", "folder/csv: ram | disk (memory-mapped store) | auto (disk when large)"
+    )
+    storage_size: int | None = option(
+        None, "decoded size (None: image_size*256/224 from 128 px up)"
+    )
     image_size: int | None = option(
         None, "square side, pixels (None: as --pretrained expects / the data)"
     )
@@ -93,6 +100,9 @@ class TrainConfig:
 
     # --- optimization -------------------------------------------------------------------------
     epochs: int = option(12, "passes over the training split")
+    max_steps: int | None = option(
+        None, "stop after this many optimizer steps (smoke runs, benchmarks)"
+    )
     batch_size: int = option(64, "images per optimizer step")
     optimizer: str = option("adamw", "adam | adamw | sgd")
     lr: float = option(3e-3, "peak learning rate (per image batch, not scaled with batch size)")
@@ -152,7 +162,9 @@ class TrainConfig:
         check_choice("device", self.device, DEVICES)
         if self.eval_split is not None:
             check_choice("eval_split", self.eval_split, SPLITS)
-        for name in ("patience", "unfreeze_at", "max_train_images", "image_size", "threads"):
+        check_choice("cache", self.cache, CACHES)
+        for name in ("patience", "unfreeze_at", "max_train_images", "image_size", "threads",
+                     "max_steps", "storage_size"):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), min_value=1)
         _check_float("lr", self.lr, low=0.0, low_open=True)

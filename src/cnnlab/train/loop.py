@@ -33,8 +33,9 @@ from cnnlab.train.config import TrainConfig, build_config, check_keys, read_yaml
 
 # Settings that may change when a run is resumed; anything else would silently change the run.
 RESUME_OVERRIDABLE = ("epochs", "patience", "device", "quiet", "report", "eval_split",
-                      "tensorboard", "data_dir", "cache_dir", "threads")
+                      "tensorboard", "data_dir", "cache_dir", "threads", "cache")
 _RESIDENT_BYTES = 2 << 30  # keep a split on the GPU when its uint8 images fit in 2 GiB
+_PREFETCH = 3  # batches a thread gathers ahead from a disk store
 
 
 @dataclass
@@ -202,11 +203,12 @@ class _Run:
             raise ValueError(f"dataset {cfg.dataset!r} has no training images")
         steps = num_train_batches(len(train), cfg.batch_size)
         optimizer, scheduler = _setup.build_optimization(cfg, model, steps)
+        input_size = tuple(getattr(self.bundle, "input_size", self.bundle.image_size))
         self.meta_base = {
             "model": setup.spec,
             "class_names": list(self.bundle.class_names),
             "normalization": {"mean": setup.mean, "std": setup.std},
-            "input_size": [self.bundle.in_channels, *self.bundle.image_size],
+            "input_size": [self.bundle.in_channels, *input_size],
         }
         history: list[dict[str, Any]] = []
         best = {"epoch": None, "val_acc": -math.inf, "val_loss": math.inf}
@@ -227,7 +229,9 @@ class _Run:
                 printer.log(message)
             self._write_summary(model)
         self._print_start(model, start_epoch)
-        normalizer = Normalizer(setup.mean, setup.std, self.device, cfg.channels_last)
+        crop = getattr(self.bundle, "crop_size", None)
+        normalizer = Normalizer(setup.mean, setup.std, self.device, cfg.channels_last, crop)
+        stored = getattr(train.images, "is_stored", False)
         ctx = EpochContext(
             model=torch.compile(model) if cfg.compile else model,
             images=train.images, labels=train.labels, normalizer=normalizer,
@@ -235,6 +239,8 @@ class _Run:
             criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
             generator=generator, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip,
             autocast=self.autocast, sync_every=1 if self.device.type == "cpu" else 25,
+            max_steps=cfg.max_steps, prefetch=_PREFETCH if stored else 0,
+            steps_done=sum(r.get("steps", steps) for r in history),
         )
         writer = self._tensorboard()
         started, started_cpu = time.perf_counter(), time.process_time()
@@ -252,6 +258,7 @@ class _Run:
                     ) from None
                 finally:
                     printer.close()
+                row["steps"] = ctx.steps_done - sum(r.get("steps", steps) for r in history)
                 row["val_loss"], row["val_acc"] = evaluate_split(
                     ctx.model, val.images, val.labels, normalizer, self.autocast
                 )
@@ -270,6 +277,11 @@ class _Run:
                         if key != "epoch":
                             writer.add_scalar(key, value, epoch)
                 printer.end_epoch(row, cfg.epochs, improved)
+                if cfg.max_steps is not None and ctx.steps_done >= cfg.max_steps:
+                    stopped = "max_steps"
+                    printer.log(f"stopped after --max-steps {cfg.max_steps} optimizer steps "
+                                f"(epoch {epoch})")  # fmt: skip
+                    break
                 if cfg.patience is not None and bad_epochs >= cfg.patience:
                     stopped = "early_stopping"
                     printer.log(
@@ -293,7 +305,13 @@ class _Run:
     def _augment(self) -> nn.Module | None:
         from cnnlab.data import build_augment
 
-        aug = build_augment(self.cfg.augment, self.bundle.image_size, source=self.cfg.dataset)
+        crop = getattr(self.bundle, "crop_size", None)
+        name = self.cfg.augment
+        if name == "auto" and crop is not None:  # stored larger: torchvision's ImageNet recipe
+            name = "rrc-flip"
+        aug = build_augment(name, crop or self.bundle.image_size, source=self.cfg.dataset)
+        if crop is not None:
+            aug.size = crop  # random (resized) crops of the stored picture at the model's size
         return None if getattr(aug, "is_identity", False) else aug.to(self.device).train()
 
     def _tensorboard(self) -> Any:
