@@ -83,9 +83,13 @@ def collect_images(items: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
 
 
 def load_images(
-    items: Iterable[ImageLike], input_size: Sequence[int]
+    items: Iterable[ImageLike], input_size: Sequence[int], resize_size: int | None = None
 ) -> tuple[torch.Tensor, list[str]]:
     """Decode images to uint8 ``(N, C, H, W)`` at ``input_size`` = [C, H, W].
+
+    ``resize_size`` (a run trained from images stored larger, checkpoint metadata
+    ``resize_size``) decodes at that square size first and centre-crops to (H, W), the way
+    the run was evaluated.
 
     Files that cannot be decoded are skipped with one ``UserWarning``. Returns the images and
     their names.
@@ -98,6 +102,9 @@ def load_images(
     from cnnlab.data import decode_image
 
     c, h, w = (int(v) for v in input_size)
+    crop = (h, w)
+    if resize_size is not None:
+        h = w = int(resize_size)
     items = list(items)
     out = torch.empty((len(items), c, h, w), dtype=torch.uint8)
     keep, names, failed = [], [], []
@@ -113,6 +120,10 @@ def load_images(
     if failed:
         shown = "; ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
         warnings.warn(f"skipped {len(failed)} unreadable image(s): {shown}", stacklevel=2)
+    if resize_size is not None:
+        from cnnlab.data import center_crop
+
+        return center_crop(out[keep], crop).contiguous(), names
     return out[keep], names
 
 
@@ -164,7 +175,7 @@ def predict(
     predictor = model if isinstance(model, Predictor) else load_predictor(model, backend)
     meta = predictor.meta
     files = collect_images(images)
-    x, names = load_images(files, meta["input_size"])
+    x, names = load_images(files, meta["input_size"], meta.get("resize_size"))
     if not names:
         raise ValueError(f"no readable image among {len(files)} input(s); give image files")
     from cnnlab.data import Normalizer

@@ -258,7 +258,14 @@ class DataBundle:
         h, w = self.image_size
         mean = ", ".join(f"{m:.4f}" for m in self.mean)
         std = ", ".join(f"{s:.4f}" for s in self.std)
+        crop = ""
+        if self.crop_size:
+            crop = f" (model sees {self.crop_size[0]}x{self.crop_size[1]} crops)"
+        where, why = "resident", self.info.get("cache_why")
+        if self.info.get("cache") == "disk":
+            where = "memory-mapped disk"
+        where = f"; {where} store ({why})" if why else ""
         return (
-            f"{self.name}: {self.num_classes} classes, {sizes}; images {self.in_channels}x{h}x{w}; "
-            f"mean ({mean}) std ({std})"
+            f"{self.name}: {self.num_classes} classes, {sizes}; images {self.in_channels}x{h}x{w}"
+            f"{crop}; mean ({mean}) std ({std}){where}"
         )

@@ -392,13 +392,14 @@ def load_scanned(
     if cache not in CACHE_MODES:
         raise ValueError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}")
     hit = load_cache(cdir, kind, root, options, key) if use_cache and cache != "disk" else None
+    why = "from the resident cache"
     if hit is not None:
         decoded = {**hit[0], "meta": hit[1]}
         log.info("%s: %d decoded images from the cache in %s", root, len(hit[0]["labels"]), cdir)
     else:
         stem = _stem(kind, root, options)
         store_path = cdir / f"{stem}-{key[:24]}.store"
-        built = open_store(store_path, key) if cache != "ram" else None
+        built = open_store(store_path, key) if cache == "disk" else None
         if built is not None:  # a complete store of these very files: no probing, no decoding
             where, why = "disk", f"the store {store_path} is already built"
             size, chans, native = tuple(built.images.shape[2:]), built.images.shape[1], False
@@ -421,7 +422,7 @@ def load_scanned(
     stored = isinstance(images, StoredImages)
     info = {"seed": seed, "val_split": val_split, "test_split": test_split,
             "skipped_files": meta["skipped_files"], "dropped_classes": dropped,
-            "cache": "disk" if stored else "ram"}  # fmt: skip
+            "cache": "disk" if stored else "ram", "cache_why": why}  # fmt: skip
     if crop is not None:
         info["storage_size"] = storage_size
 

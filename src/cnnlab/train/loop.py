@@ -210,6 +210,8 @@ class _Run:
             "normalization": {"mean": setup.mean, "std": setup.std},
             "input_size": [self.bundle.in_channels, *input_size],
         }
+        if getattr(self.bundle, "crop_size", None) is not None:  # evaluate as resize + crop
+            self.meta_base["resize_size"] = int(min(self.bundle.image_size))
         history: list[dict[str, Any]] = []
         best = {"epoch": None, "val_acc": -math.inf, "val_loss": math.inf}
         bad_epochs, start_epoch = 0, 1
