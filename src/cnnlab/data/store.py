@@ -191,14 +191,18 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def _space_error(where: Path, need: int) -> ValueError:
     try:
-        free = f"{shutil.disk_usage(where).free / 2**30:.2f} GiB free"
+        free = f"{_size(shutil.disk_usage(where).free)} free"
     except OSError:
         free = "free space unknown"
     return ValueError(
         f"not enough disk space for the decoded image store in {where}: it needs "
-        f"{need / 2**30:.2f} GiB ({free}); free some space, pass --cache-dir on a larger disk, "
+        f"{_size(need)} ({free}); free some space, pass --cache-dir on a larger disk, "
         "or use --cache ram"
     )
 
