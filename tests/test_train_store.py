@@ -55,6 +55,8 @@ def test_max_steps_stops_the_run_and_is_recorded(tmp_path):
     assert r.stopped == "max_steps" and len(r.history) == 2
     assert [row["steps"] for row in r.history] == [5, 2]
     assert yaml.safe_load((r.run_dir / "config.yaml").read_text())["max_steps"] == 7
+    again = fit(resume=str(r.run_dir))  # every step was made: nothing more to train
+    assert again.stopped == "already_complete" and len(again.history) == 2
 
 
 def test_cli_flags(tmp_path, capsys):

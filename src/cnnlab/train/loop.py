@@ -47,7 +47,7 @@ class TrainResult:
         config: the effective configuration.
         history: one dict per epoch (the rows of ``metrics.csv``).
         best_epoch: epoch of ``best.safetensors`` (None if no epoch finished).
-        stopped: ``"completed"``, ``"early_stopping"`` or ``"already_complete"``.
+        stopped: ``"completed"``, ``"early_stopping"``, ``"max_steps"`` or ``"already_complete"``.
         eval: the final evaluation's metrics (``eval/<split>/metrics.json``), or None.
     """
 
@@ -247,6 +247,8 @@ class _Run:
         writer = self._tensorboard()
         started, started_cpu = time.perf_counter(), time.process_time()
         stopped = "completed" if start_epoch <= cfg.epochs else "already_complete"
+        if cfg.max_steps is not None and ctx.steps_done >= cfg.max_steps:
+            stopped, start_epoch = "already_complete", cfg.epochs + 1  # resumed after the end
         try:
             for epoch in range(start_epoch, cfg.epochs + 1):
                 if cfg.unfreeze_at == epoch:
