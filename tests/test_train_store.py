@@ -47,6 +47,7 @@ def test_disk_store_trains_exactly_like_the_resident_one(tmp_path):
     assert disk.eval["accuracy"] == ram.eval["accuracy"]
     again = evaluate(disk.run_dir, split="val", save=False)  # reloads the store: centre crops
     assert again.metrics["num_images"] == 4
+    assert again.accuracy == max(r["val_acc"] for r in disk.history)  # same crops as in training
 
 
 def test_max_steps_stops_the_run_and_is_recorded(tmp_path):

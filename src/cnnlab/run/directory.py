@@ -262,4 +262,11 @@ class Run:
         # A non-square size was a folder's own shared size: let the source choose it again.
         kwargs["image_size"] = h if h == w else None
         source = os.fspath(dataset) if dataset is not None else self.dataset
+        if str(source).lower().startswith(("folder:", "csv:")):
+            # Stored larger than the model sees (full-resolution storage) and where: as trained.
+            info = self.data_info
+            if info.get("storage_size") is not None:
+                kwargs["storage_size"] = int(info["storage_size"])
+            if cfg.get("cache") in ("auto", "ram", "disk"):
+                kwargs["cache"] = cfg["cache"]
         return load_data(source, **kwargs)
