@@ -32,6 +32,11 @@ FORMAT = "cnnlab-checkpoint"
 VERSION = 1
 CHECKPOINT_SUFFIX = ".safetensors"
 STATE_FILE = "train_state.pt"
+# Which file "best" means in a run that trained an EMA of its weights (cnnlab.train.ema):
+# {"checkpoint": "ema.safetensors" | "best.safetensors", "weights": "ema" | "raw",
+#  "monitor": "val_acc", "raw": {"epoch": 7, "value": 0.81}, "ema": {"epoch": 9, "value": 0.83}}
+BEST_FILE = "best.json"
+CHECKPOINT_NAMES = ("best", "last", "ema")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -204,12 +209,23 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
 def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
     """Turn a run directory or a checkpoint file into the checkpoint file to read.
 
-    A run directory ``runs/X`` resolves to ``runs/X/{which}.safetensors`` (``best`` or ``last``),
-    falling back to ``last`` when no ``best`` exists.
+    A run directory ``runs/X`` resolves to ``runs/X/{which}.safetensors`` (``best``, ``last`` or
+    ``ema``), ``best`` and ``last`` falling back to ``last`` when no ``best`` exists. When the run
+    holds ``best.json`` (it trained an EMA of its weights), ``best`` is the checkpoint that file
+    names: the better of the raw best (``best.safetensors``) and the EMA (``ema.safetensors``) on
+    the run's monitored metric. Pass a file path to read one of them regardless.
     """
     path = Path(path)
+    if which not in CHECKPOINT_NAMES:
+        raise ValueError(
+            f"checkpoint must be one of {', '.join(map(repr, CHECKPOINT_NAMES))}; got {which!r}"
+        )
     if path.is_dir():
-        for name in (which, "last"):
+        if which == "best":
+            chosen = read_best_choice(path)
+            if chosen is not None:
+                return chosen
+        for name in (which,) if which == "ema" else (which, "last"):
             candidate = path / f"{name}{CHECKPOINT_SUFFIX}"
             if candidate.is_file():
                 return candidate
@@ -225,6 +241,30 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
             f"{CHECKPOINT_SUFFIX} checkpoint"
         )
     return path
+
+
+def read_best_choice(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint ``run_dir/best.json`` names as the run's best, or None (no file, or the
+    file it names is missing).
+
+    Example:
+        >>> read_best_choice("runs/digits-simple_cnn")  # doctest: +SKIP
+        PosixPath('runs/digits-simple_cnn/ema.safetensors')
+    """
+    file = Path(run_dir) / BEST_FILE
+    if not file.is_file():
+        return None
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{str(file)!r} is not valid JSON ({exc}); delete it to use "
+                         "best.safetensors") from None
+    name = doc.get("checkpoint") if isinstance(doc, dict) else None
+    if name not in (f"{n}{CHECKPOINT_SUFFIX}" for n in CHECKPOINT_NAMES):
+        raise ValueError(f"{str(file)!r} names checkpoint {name!r}; expected one of "
+                         f"{', '.join(n + CHECKPOINT_SUFFIX for n in CHECKPOINT_NAMES)}")
+    chosen = Path(run_dir) / name
+    return chosen if chosen.is_file() else None
 
 
 def build_model(meta: Mapping[str, Any]) -> nn.Module:

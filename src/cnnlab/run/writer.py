@@ -25,6 +25,15 @@ METRIC_COLUMNS = (
     "epoch_time_s",
     "images_per_s",
 )
+# Written after the columns above when some epoch has them (--monitor metrics, --ema validation).
+OPTIONAL_COLUMNS = (
+    "val_macro_f1",
+    "val_balanced_acc",
+    "ema_val_loss",
+    "ema_val_acc",
+    "ema_val_macro_f1",
+    "ema_val_balanced_acc",
+)
 
 
 def dataset_label(dataset: str) -> str:
@@ -71,10 +80,11 @@ def create_run_dir(out_dir: str | Path, dataset: str, model: str, name: str | No
 def write_metrics(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write every epoch's metrics to ``metrics.csv`` (atomically, the whole file each time)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    columns = METRIC_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if any(c in r for r in rows))
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 

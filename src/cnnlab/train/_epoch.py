@@ -1,4 +1,4 @@
-"""One training epoch and one validation pass, on uint8 tensors resident in memory."""
+"""One training epoch on uint8 tensors resident in memory (validation: train.monitor)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data.prefetch import gather_batches, prefetch
-from cnnlab.train._batches import Normalizer, index_batches, predict_logits
+from cnnlab.train._batches import Normalizer, index_batches
+from cnnlab.train.mix import dominant_label
 
 
 class TrainingDiverged(RuntimeError):
@@ -44,6 +44,9 @@ class EpochContext:
     max_steps: int | None = None  # stop the epoch once the run has made this many steps
     steps_done: int = 0  # optimizer steps of the run so far (counted across epochs)
     prefetch: int = 0  # batches gathered ahead by a thread (0: gather in the loop)
+    mix: Any = None  # train.mix.BatchMixer (mixup/CutMix -> soft targets) or None
+    ema: Any = None  # train.ema.WeightEMA, updated after every optimizer step, or None
+    sampler: Any = None  # train.imbalance.BalancedSampler (the epoch's order) or None: shuffle
 
 
 def train_epoch(
@@ -60,8 +63,11 @@ def train_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
     start, start_cpu = time.perf_counter(), time.process_time()
-    batches = list(index_batches(len(ctx.labels), ctx.batch_size, shuffle=True,
-                                 generator=ctx.generator))
+    if ctx.sampler is not None:
+        batches = ctx.sampler.batches(ctx.batch_size, ctx.generator)
+    else:
+        batches = list(index_batches(len(ctx.labels), ctx.batch_size, shuffle=True,
+                                     generator=ctx.generator))
     if ctx.max_steps is not None:  # --max-steps: the run's last epoch may stop part-way
         batches = batches[: max(0, ctx.max_steps - ctx.steps_done)]
     gathered = gather_batches(ctx.images, ctx.labels, batches)  # (B, C, H, W) uint8, (B,)
@@ -71,6 +77,8 @@ def train_epoch(
     for i, (x_u8, y) in enumerate(gathered):
         y = y.to(device, non_blocking=True)  # (B,)
         x = ctx.normalizer(x_u8, ctx.augment, ctx.generator)  # (B, C, H, W) float
+        if ctx.mix is not None:
+            x, y = ctx.mix(x, y, ctx.generator)  # y: (B, K) soft targets when mixed
         if ctx.autocast is not None:
             with ctx.autocast():
                 out = ctx.model(x)
@@ -92,10 +100,12 @@ def train_epoch(
                 )
             on_step(i + 1, value, lr, seen + len(y))
         ctx.optimizer.step()
+        if ctx.ema is not None:
+            ctx.ema.update()
         ctx.scheduler.step()
         used_lr, lr = lr, ctx.optimizer.param_groups[0]["lr"]
         loss_sum += loss.detach().double() * len(y)
-        correct += (out.detach().argmax(1) == y).sum()
+        correct += (out.detach().argmax(1) == dominant_label(y)).sum()  # mixed: top target
         seen += len(y)
         ctx.steps_done += 1
     elapsed = time.perf_counter() - start
@@ -112,20 +122,3 @@ def train_epoch(
         "epoch_cpu_s": cpu,  # process CPU seconds (all threads); robust to other processes
     }
 
-
-def evaluate_split(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    normalizer: Normalizer,
-    autocast: Callable[[], Any] | None = None,
-    batch_size: int = 256,
-) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` on a uint8 split; NaN for an empty split."""
-    if len(labels) == 0:
-        return math.nan, math.nan
-    logits = predict_logits(model, images, normalizer, batch_size, autocast)  # (N, K)
-    y = labels.cpu()
-    loss = F.cross_entropy(logits, y).item()
-    acc = (logits.argmax(1) == y).double().mean().item()
-    return loss, acc

@@ -22,6 +22,9 @@ PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SPLITS = ("train", "val", "test")
 CACHES = ("auto", "ram", "disk")
+MONITORS = ("val_acc", "val_loss", "val_macro_f1", "val_balanced_acc")
+SAMPLERS = ("shuffle", "balanced")
+CLASS_WEIGHTS = ("none", "auto")
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None) -> Any:
@@ -123,6 +126,28 @@ class TrainConfig:
         None, "max global L2 norm of the gradients (None: no clipping)"
     )
 
+    # --- the modern recipe (cnnlab.train.mix / ema / imbalance; data.policies for --augment) --
+    mixup: float = option(0.0, "mixup Beta(alpha, alpha) concentration, 0 = off (timm: 0.8)")
+    cutmix: float = option(0.0, "CutMix Beta(alpha, alpha) concentration, 0 = off (timm: 1.0)")
+    mix_prob: float = option(
+        1.0, "probability a batch is mixed (mixup or cutmix, 50/50 when both)"
+    )
+    ema: float | None = option(
+        None, "decay of an exponential moving average of the weights, e.g. 0.999"
+    )
+    class_weights: str = option(
+        "none", "none | auto (loss weights n / (K * n_class), sklearn 'balanced')"
+    )
+    sampler: str = option(
+        "shuffle", "shuffle | balanced (each epoch draws every class equally often)"
+    )
+    monitor: str = option(
+        "val_acc", "val_acc | val_loss | val_macro_f1 | val_balanced_acc (best, early stopping)"
+    )
+    min_delta: float = option(
+        0.0, "an epoch is better only when it beats the best monitor value by this much"
+    )
+
     # --- speed --------------------------------------------------------------------------------
     device: str = option("auto", "auto | cpu | cuda | mps   (auto: cuda, else mps, else cpu)")
     precision: str = option(
@@ -136,7 +161,9 @@ class TrainConfig:
 
     # --- run control --------------------------------------------------------------------------
     seed: int = option(0, "seeds torch, numpy, python and the shuffling generator")
-    patience: int | None = option(None, "stop after this many epochs without a better val accuracy")
+    patience: int | None = option(
+        None, "stop after this many epochs without a better --monitor value"
+    )
     out_dir: str = option("runs", "parent folder of run directories")
     name: str | None = option(None, "run directory name (None: <dataset>-<model>[-N])")
     eval_split: str | None = option("test", "split to evaluate the best checkpoint on at the end")
@@ -178,6 +205,15 @@ class TrainConfig:
         _check_float("test_split", self.test_split, low=0.0, high=1.0, high_open=True)
         if self.channels is not None:
             check_choice("channels", self.channels, (1, 3))
+        check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
+        check_choice("sampler", self.sampler, SAMPLERS)
+        check_choice("monitor", self.monitor, MONITORS)
+        _check_float("mixup", self.mixup, low=0.0)
+        _check_float("cutmix", self.cutmix, low=0.0)
+        _check_float("mix_prob", self.mix_prob, low=0.0, high=1.0)
+        _check_float("min_delta", self.min_delta, low=0.0)
+        if self.ema is not None:
+            _check_float("ema", self.ema, low=0.0, high=1.0, low_open=True, high_open=True)
         for name in ("grad_clip", "head_lr", "backbone_lr"):
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), low=0.0, low_open=True)

@@ -22,14 +22,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.checkpoint import STATE_FILE, atomic_write_text, load_state, save_checkpoint, save_state
+from cnnlab.checkpoint import (
+    BEST_FILE,
+    STATE_FILE,
+    atomic_write_text,
+    load_state,
+    read_best_choice,
+    save_checkpoint,
+    save_state,
+)
 from cnnlab.train import _setup
 from cnnlab.train._batches import Normalizer, num_train_batches
-from cnnlab.train._epoch import EpochContext, TrainingDiverged, evaluate_split, train_epoch
+from cnnlab.train._epoch import EpochContext, TrainingDiverged, train_epoch
 from cnnlab.train._progress import TrainPrinter
 from cnnlab.train._rng import get_rng_state, seed_everything, set_rng_state
 from cnnlab.train._rundir import create_run_dir, write_metrics
 from cnnlab.train.config import TrainConfig, build_config, check_keys, read_yaml
+from cnnlab.train.ema import EMA_CHECKPOINT
+from cnnlab.train.monitor import best_choice, is_better, monitored, score_split
+from cnnlab.train.recipe import build_recipe
 
 # Settings that may change when a run is resumed; anything else would silently change the run.
 RESUME_OVERRIDABLE = ("epochs", "patience", "device", "quiet", "report", "eval_split",
@@ -215,6 +226,10 @@ class _Run:
         history: list[dict[str, Any]] = []
         best = {"epoch": None, "val_acc": -math.inf, "val_loss": math.inf}
         bad_epochs, start_epoch = 0, 1
+        augment = self._augment()
+        recipe = build_recipe(cfg, model, train.labels, self.bundle.num_classes, self.device,
+                              repr(augment) if augment is not None else "none")
+        best_ema: dict[str, Any] = {"epoch": None}
         if self.state is not None:
             s = self.state
             if cfg.unfreeze_at is not None and s["epoch"] >= cfg.unfreeze_at:
@@ -224,6 +239,9 @@ class _Run:
             scheduler.load_state_dict(s["scheduler"])
             set_rng_state(s["rng"], generator)
             history, best, bad_epochs = list(s["history"]), dict(s["best"]), s["bad_epochs"]
+            if recipe.ema is not None:
+                recipe.ema.load_state_dict(s["ema"])
+                best_ema = dict(s["best_ema"])
             start_epoch = s["epoch"] + 1
             write_metrics(self.run_dir / "metrics.csv", history)  # drop rows of a lost epoch
         else:
@@ -231,18 +249,21 @@ class _Run:
                 printer.log(message)
             self._write_summary(model)
         self._print_start(model, start_epoch)
+        printer.log(recipe.describe())
+        self.recipe = recipe
         crop = getattr(self.bundle, "crop_size", None)
         normalizer = Normalizer(setup.mean, setup.std, self.device, cfg.channels_last, crop)
         stored = getattr(train.images, "is_stored", False)
         ctx = EpochContext(
             model=torch.compile(model) if cfg.compile else model,
             images=train.images, labels=train.labels, normalizer=normalizer,
-            augment=self._augment(), optimizer=optimizer, scheduler=scheduler,
-            criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+            augment=augment, optimizer=optimizer, scheduler=scheduler,
+            criterion=recipe.criterion,
             generator=generator, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip,
             autocast=self.autocast, sync_every=1 if self.device.type == "cpu" else 25,
             max_steps=cfg.max_steps, prefetch=_PREFETCH if stored else 0,
             steps_done=sum(r.get("steps", steps) for r in history),
+            mix=recipe.mixer, ema=recipe.ema, sampler=recipe.sampler,
         )
         writer = self._tensorboard()
         started, started_cpu = time.perf_counter(), time.process_time()
@@ -263,24 +284,34 @@ class _Run:
                 finally:
                     printer.close()
                 row["steps"] = ctx.steps_done - sum(r.get("steps", steps) for r in history)
-                row["val_loss"], row["val_acc"] = evaluate_split(
-                    ctx.model, val.images, val.labels, normalizer, self.autocast
-                )
+                row.update(score_split(ctx.model, val.images, val.labels, normalizer,
+                                       self.autocast))
+                if recipe.ema is not None:  # the EMA weights, validated beside the raw ones
+                    ema_row = score_split(recipe.ema.module, val.images, val.labels, normalizer,
+                                          self.autocast)
+                    row.update({f"ema_{k}": v for k, v in ema_row.items()})
                 # Seconds since this session's first epoch began (wall, CPU); not in metrics.csv.
                 row["elapsed_s"] = time.perf_counter() - started
                 row["elapsed_cpu_s"] = time.process_time() - started_cpu
                 history.append(row)
-                improved = _better(row, best)
+                improved = is_better(row, best, cfg.monitor, cfg.min_delta)
                 if improved:
-                    best = {"epoch": epoch, "val_acc": row["val_acc"], "val_loss": row["val_loss"]}
-                bad_epochs = 0 if improved else bad_epochs + 1
+                    best = {"epoch": epoch, **monitored(row)}
+                ema_improved = recipe.ema is not None and is_better(
+                    monitored(row, "ema_"), best_ema, cfg.monitor, cfg.min_delta)
+                if ema_improved:
+                    best_ema = {"epoch": epoch, **monitored(row, "ema_")}
+                bad_epochs = 0 if improved or ema_improved else bad_epochs + 1
                 self._save_epoch(model, optimizer, scheduler, generator, row, improved,
-                                 history, best, bad_epochs)
+                                 history, best, bad_epochs, ema_improved, best_ema)
                 if writer is not None:
                     for key, value in row.items():
                         if key != "epoch":
                             writer.add_scalar(key, value, epoch)
                 printer.end_epoch(row, cfg.epochs, improved)
+                if recipe.ema is not None or cfg.monitor not in ("val_acc", "val_loss"):
+                    printer.log(_monitor_line(row, cfg.monitor, recipe.ema is not None,
+                                              ema_improved))
                 if cfg.max_steps is not None and ctx.steps_done >= cfg.max_steps:
                     stopped = "max_steps"
                     printer.log(f"stopped after --max-steps {cfg.max_steps} optimizer steps "
@@ -289,8 +320,8 @@ class _Run:
                 if cfg.patience is not None and bad_epochs >= cfg.patience:
                     stopped = "early_stopping"
                     printer.log(
-                        f"early stopping: no better validation accuracy for {cfg.patience} "
-                        f"epochs (best {best['val_acc']:.4f} at epoch {best['epoch']})"
+                        f"early stopping: no better {cfg.monitor} for {cfg.patience} "
+                        f"epochs (best {best[cfg.monitor]:.4f} at epoch {best['epoch']})"
                     )
                     break
         finally:
@@ -350,7 +381,8 @@ class _Run:
     def _save_epoch(
         self, model: nn.Module, optimizer: Any, scheduler: Any, generator: torch.Generator,
         row: dict[str, Any], improved: bool, history: list[dict[str, Any]],
-        best: dict[str, Any], bad_epochs: int,
+        best: dict[str, Any], bad_epochs: int, ema_improved: bool = False,
+        best_ema: dict[str, Any] | None = None,
     ) -> None:
         # Order: the resume state (one atomic file with the weights) first, then checkpoints
         # and metrics; a kill in between leaves a state that resumes to the same result.
@@ -359,11 +391,20 @@ class _Run:
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": get_rng_state(generator), "history": history, "best": best,
             "bad_epochs": bad_epochs,
+            **({"ema": self.recipe.ema.state_dict(), "best_ema": best_ema}
+               if self.recipe.ema is not None else {}),
         })
-        meta = {**self.meta_base, "epoch": row["epoch"], "metrics": row}
+        meta = {**self.meta_base, "epoch": row["epoch"], "metrics": row,
+                "recipe": self.recipe.info, "weights": "raw"}
         save_checkpoint(self.run_dir / "last.safetensors", model, meta)
         if improved:
             save_checkpoint(self.run_dir / "best.safetensors", model, meta)
+        if ema_improved:
+            save_checkpoint(self.run_dir / EMA_CHECKPOINT, self.recipe.ema.module,
+                            {**meta, "weights": "ema", "ema_decay": self.recipe.ema.decay})
+        if self.recipe.ema is not None:
+            atomic_write_text(self.run_dir / BEST_FILE, json.dumps(
+                best_choice(best, best_ema or {}, self.cfg.monitor), indent=2))
         write_metrics(self.run_dir / "metrics.csv", history)
 
     def _diverged_message(self, exc: Exception, history: list[dict[str, Any]]) -> str:
@@ -378,8 +419,14 @@ class _Run:
         cfg, printer = self.cfg, self.printer
         result = TrainResult(self.run_dir, cfg, history, best["epoch"], stopped)
         if history and best["epoch"] is not None:
-            printer.log(f"best validation accuracy {best['val_acc']:.4f} at epoch "
+            printer.log(f"best {cfg.monitor} {best[cfg.monitor]:.4f} at epoch "
                         f"{best['epoch']} (best.safetensors)")
+            choice = read_best_choice(self.run_dir)
+            if choice is not None:
+                doc = json.loads((self.run_dir / BEST_FILE).read_text(encoding="utf-8"))
+                printer.log(f"EMA weights: best {cfg.monitor} {doc['ema']['value']:.4f} at "
+                            f"epoch {doc['ema']['epoch']} ({EMA_CHECKPOINT}); evaluate, predict "
+                            f"and export use {choice.name} ({doc['weights']} weights)")
         split = cfg.eval_split
         if split is not None and history:
             available = self.bundle.splits() if hasattr(self.bundle, "splits") else {}
@@ -412,9 +459,10 @@ class _Run:
             self.printer.log(f"report not written ({type(exc).__name__}: {exc})")
 
 
-def _better(row: dict[str, Any], best: dict[str, Any]) -> bool:
-    """Higher validation accuracy wins; a tie goes to the lower validation loss."""
-    acc, loss = row["val_acc"], row["val_loss"]
-    if math.isnan(acc):  # no validation split: every epoch is the newest best
-        return True
-    return acc > best["val_acc"] or (acc == best["val_acc"] and loss < best["val_loss"])
+def _monitor_line(row: dict[str, Any], monitor: str, ema: bool, ema_improved: bool) -> str:
+    """The epoch's monitored metric, and the EMA model's validation, as one log line."""
+    parts = [f"  {monitor} {row[monitor]:.4f}"]
+    if ema:
+        parts.append(f"EMA val loss {row['ema_val_loss']:.4f} acc {row['ema_val_acc']:.4f} "
+                     f"{monitor} {row['ema_' + monitor]:.4f}{' *' if ema_improved else ''}")
+    return "  |  ".join(parts)
