@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cnnlab.data.augment import Augment
+from cnnlab.data.policies import PolicyAugment, build_policy, has_policy_items
 
 # Preset name -> what it enables; "pad" means crop padding of image_size / 8 (4 px at 32x32).
 PRESETS: dict[str, str] = {
@@ -105,13 +106,15 @@ def build_augment(
     name_or_spec: str | Augment | None,
     image_size: int | tuple[int, int],
     source: str | None = None,
-) -> Augment:
+) -> Augment | PolicyAugment:
     """Build an :class:`Augment` from a preset name or a spec string.
 
     Presets: ``none``, ``flip``, ``crop``, ``crop-flip`` (standard CIFAR), ``shift-rotate``,
     ``strong`` (see ``PRESETS``), and ``auto``: the preset for the data ``source``
     (:func:`default_augment_name`). A spec lists items, e.g. ``"crop=4,flip,rotate=10,rrc=0.35,
-    jitter=0.3,cutout=8,reflect"`` (``rrc`` = random resized crop with that minimum area).
+    jitter=0.3,cutout=8,reflect"`` (``rrc`` = random resized crop with that minimum area). The
+    per-image policies of :mod:`cnnlab.data.policies` (``ra=N:M``, ``ta``, ``aa=imagenet``,
+    ``erase=P``, ``vflip``) follow a preset or the other items: ``"crop-flip,ta,erase=0.25"``.
 
     Args:
         name_or_spec: preset name, spec string, an ``Augment`` (returned as is) or None (none).
@@ -126,7 +129,7 @@ def build_augment(
     """
     if isinstance(name_or_spec, str):
         name_or_spec = resolve_augment_name(name_or_spec, source)
-    if isinstance(name_or_spec, Augment):
+    if isinstance(name_or_spec, (Augment, PolicyAugment)):
         return name_or_spec
     if name_or_spec is None:
         return Augment()
@@ -137,6 +140,9 @@ def build_augment(
             f"got {name_or_spec!r}"
         )
     name = name_or_spec.strip().lower()
+    if has_policy_items(name):  # per-image policies (data/policies.py) after the other items
+        rest = ",".join(i for i in name.split(",") if not has_policy_items(i))
+        return build_policy(name, build_augment(rest, image_size, source) if rest else None)
     if name in PRESETS:
         return _preset(name, size)
     return _parse_spec(name)
