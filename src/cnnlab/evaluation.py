@@ -15,6 +15,7 @@ Results go to ``runs/X/eval/<split>/``: ``metrics.json``, ``per_class.csv``, ``c
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cnnlab.checkpoint import atomic_write_text
 from cnnlab.run import EVAL_SPLITS, Run, model_logits, write_eval
 
 __all__ = ["EVAL_SPLITS", "EvalResult", "evaluate", "print_evaluation"]
@@ -45,6 +47,7 @@ class EvalResult:
     confusion: torch.Tensor
     class_names: list[str]
     out_dir: Path | None
+    calibration: dict[str, Any] | None = None  # cnnlab.calibration.reliability: ECE and bins
 
     @property
     def accuracy(self) -> float:
@@ -61,6 +64,7 @@ def evaluate(
     device: str = "cpu",
     batch_size: int = 256,
     save: bool = True,
+    tta: str = "none",
 ) -> EvalResult:
     """Evaluate the run's ``best`` (else ``last``) checkpoint on ``split`` of its data.
 
@@ -73,6 +77,7 @@ def evaluate(
         device: where the model runs (``cpu``, ``cuda``, ``mps``).
         batch_size: images per forward pass.
         save: write the result files under ``run_dir/eval/<split>/``.
+        tta: test-time augmentation, ``none``, ``flip`` or ``crops`` (:mod:`cnnlab.tta`).
 
     Returns:
         An :class:`EvalResult`.
@@ -100,14 +105,24 @@ def evaluate(
     _check_shape([images.shape[1], *crop] if crop else list(images.shape[1:]), meta, checkpoint)
 
     norm = meta["normalization"]
-    logits = model_logits(model, images, norm["mean"], norm["std"], batch_size, size=crop)
+    from cnnlab.calibration import reliability
+    from cnnlab.tta import tta_logits
+
+    logits = tta_logits(
+        lambda x: model_logits(model, x, norm["mean"], norm["std"], batch_size, size=crop),
+        images, tta)  # (N, K); with TTA: log of the views' mean probabilities
     result = _metrics(logits, labels, class_names)
+    calibration = reliability(logits.softmax(1), labels)
     result.metrics.update(
         split=split, checkpoint=str(checkpoint), epoch=meta.get("epoch"),
-        data=getattr(bundle, "name", str(data)),
+        data=getattr(bundle, "name", str(data)), tta=tta, ece=calibration["ece"],
+        balanced_accuracy=_balanced_accuracy(logits, labels),
+        weights=meta.get("weights", "raw"),
     )
+    result.calibration = calibration
     if save:
         result.out_dir = _save(run.eval_dir(split), result, logits, labels)
+        atomic_write_text(result.out_dir / "calibration.json", json.dumps(calibration, indent=1))
     return result
 
 
@@ -186,6 +201,15 @@ def _metrics(logits: torch.Tensor, y: torch.Tensor, class_names: list[str]) -> E
     return EvalResult(metrics, per_class, conf, names, None)
 
 
+def _balanced_accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """scikit-learn's mean recall over the classes present in ``y``."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    if len(y) == 0:
+        return float("nan")
+    return float(balanced_accuracy_score(y.numpy(), logits.argmax(1).numpy()))
+
+
 def _save(out: Path, result: EvalResult, logits: torch.Tensor, y: torch.Tensor) -> Path:
     confidence, pred = logits.softmax(1).max(1)
     return write_eval(
@@ -211,6 +235,12 @@ def print_evaluation(result: EvalResult, console: Any = None) -> None:
         head.add_row("top-5 accuracy", f"{m['top5_accuracy']:.4f}")
     head.add_row("loss", f"{m['loss']:.4f}")
     head.add_row("macro F1", f"{m['macro_f1']:.4f}")
+    if m.get("ece") is not None:
+        head.add_row("ECE (15 bins)", f"{m['ece']:.4f}")
+    if m.get("tta", "none") != "none":
+        head.add_row("test-time augmentation", str(m["tta"]))
+    if m.get("weights") == "ema":
+        head.add_row("weights", "EMA (ema.safetensors)")
     console.print(head)
     per = Table(title="per class")
     for col in ("class", "precision", "recall", "F1", "support"):

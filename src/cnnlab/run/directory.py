@@ -20,8 +20,9 @@ from torch import nn
 from cnnlab.checkpoint import CHECKPOINT_SUFFIX, STATE_FILE, read_metadata, resolve_checkpoint
 from cnnlab.run.eval_files import EVAL_ORDER, read_json
 
-# Which saved weights a run offers; an EMA model will be one more entry once training writes it.
-CHECKPOINTS = ("best", "last")
+# Which saved weights a run offers: "best" resolves through best.json where the run trained an
+# EMA of its weights (the better of best.safetensors and ema.safetensors; cnnlab.train.ema).
+CHECKPOINTS = ("best", "last", "ema")
 
 # config.yaml keys that decide how the data was loaded, with the types they must have.
 _DATA_KEYS: dict[str, tuple[type, ...]] = {

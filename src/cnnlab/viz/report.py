@@ -197,6 +197,70 @@ def _confusion(page: _Page, run: _run.RunView) -> str:
     )
 
 
+def _recipe(page: _Page, run: _run.RunView) -> str:
+    """Which of the recipe's options were on (config.yaml), and which weights were used."""
+    c = run.config
+    if not c:
+        return note("config.yaml is missing")
+    mixing = [f"{k} {c[k]:g}" for k in ("mixup", "cutmix") if c.get(k)]
+    rows = [
+        ["augmentation", c.get("augment", "auto")],
+        ["mixup / CutMix", (", ".join(mixing) + f" on {c.get('mix_prob', 1.0):.0%} of batches")
+         if mixing else "off"],
+        ["label smoothing", c.get("label_smoothing", 0.0)],
+        ["EMA of the weights", f"decay {c['ema']:g}" if c.get("ema") else "off"],
+        ["class weights", c.get("class_weights", "none")],
+        ["sampler", c.get("sampler", "shuffle")],
+        ["monitor (best checkpoint, early stopping)",
+         f"{c.get('monitor', 'val_acc')} (min delta {c.get('min_delta', 0.0):g})"],
+    ]
+    best = _run.read_json(run.dir / "best.json")
+    if isinstance(best, dict):
+        rows.append(["weights used by evaluate/predict/export",
+                     f"{best.get('checkpoint')} ({best.get('weights')}): raw best "
+                     f"{best.get('raw', {}).get('value')}, EMA best "
+                     f"{best.get('ema', {}).get('value')} on {best.get('monitor')}"])
+    try:
+        metrics = run.evaluation()[0]
+        if metrics.get("tta"):
+            rows.append(["test-time augmentation (evaluation)", metrics["tta"]])
+    except _run.MissingPart:
+        pass
+    return table(["option", "setting"], rows)
+
+
+def _recall(page: _Page, run: _run.RunView) -> str | None:
+    """Per-class recall first when the classes are imbalanced (largest/smallest support >= 1.5)."""
+    metrics, rows, _, _, source = run.evaluation()
+    if not rows or len(rows[0]) < 5:
+        return None
+    support = [float(r[4]) for r in rows]
+    if min(support) <= 0 or max(support) / min(support) < 1.5:
+        return None
+    ordered = sorted(rows, key=lambda r: float(r[2]))
+    head = (f"<p>The classes are imbalanced (support {int(min(support))}-{int(max(support))}, "
+            f"ratio {max(support) / min(support):.1f}): accuracy hides the small classes. "
+            f"Balanced accuracy (mean recall) {metrics.get('balanced_accuracy', float('nan')):.4f},"
+            f" macro F1 {metrics.get('macro_f1', float('nan')):.4f}, accuracy "
+            f"{metrics.get('accuracy', float('nan')):.4f}.</p>")
+    return (head + f"<p class='muted'>{esc(source)}; lowest recall first</p>"
+            + table(["class", "recall", "support", "precision", "f1"],
+                    [[r[0], float(r[2]), int(float(r[4])), float(r[1]), float(r[3])]
+                     for r in ordered]))
+
+
+def _calibration(page: _Page, run: _run.RunView) -> str:
+    from cnnlab.viz.calibration import plot_reliability
+
+    folder = run.eval_dir
+    doc = _run.read_json(folder / "calibration.json") if folder is not None else None
+    if not isinstance(doc, dict):
+        return note("no calibration.json: run 'cnnlab evaluate' on this run to measure the ECE")
+    return (f"<p>Expected calibration error {doc['ece']:.4f} over {doc['n_bins']} confidence "
+            f"bins ({doc['num_images']} images; from {esc(folder.relative_to(run.dir))}/)</p>"
+            + page.figure(plot_reliability(doc), "reliability", "reliability diagram"))
+
+
 def _grids(page: _Page, run: _run.RunView) -> str:
     from cnnlab.viz.grids import plot_predictions, plot_top_losses
 
@@ -324,9 +388,12 @@ def write_report(
     run = _run.RunView(_run.run_path(run_dir), split)
     page = _Page(run.dir, save_figures)
     page.section("Results", lambda: _metrics_section(page, run))
+    page.section("Per-class recall (imbalanced classes)", lambda: _recall(page, run))
+    page.section("Recipe", lambda: _recipe(page, run))
     page.section("Training curves", lambda: _curves(page, run))
     page.section("Per-class results", lambda: _per_class(page, run))
     page.section("Confusion matrix", lambda: _confusion(page, run))
+    page.section("Calibration", lambda: _calibration(page, run))
     page.section("Predictions", lambda: _grids(page, run))
     page.section("Augmentation preview", lambda: _augmentation(page, run))
     page.section("Model summary", lambda: _summary(page, run))
