@@ -52,6 +52,8 @@ def test_training_ends_with_a_full_report(trained_run):
         "Training curves",
         "Per-class results",
         "Confusion matrix",
+        "Calibration",
+        "Recipe",
         "Predictions",
         "Highest losses",
         "Augmentation preview",
@@ -61,7 +63,7 @@ def test_training_ends_with_a_full_report(trained_run):
         assert f">{section}<" in html, section
     assert "from eval/test/" in html  # the saved evaluation is reported, not recomputed
     pngs = embedded_pngs(html)
-    assert len(pngs) == 5 and all(p.std() > 5 for p in pngs)
+    assert len(pngs) == 6 and all(p.std() > 5 for p in pngs)  # 6th: the reliability diagram
     metrics = json.loads((trained_run / "eval" / "test" / "metrics.json").read_text())
     assert f"{metrics['accuracy']:.2%}" in html
     assert '<tr><td>9</td><td class="num">' in html  # the per-class table row of class 9

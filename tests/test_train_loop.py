@@ -36,7 +36,7 @@ def test_run_directory_contents(run):
     rows = list(csv.DictReader((d / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-                             "epoch_time_s", "images_per_s"]
+                             "epoch_time_s", "images_per_s", "val_macro_f1", "val_balanced_acc"]
     cfg = TrainConfig(**yaml.safe_load((d / "config.yaml").read_text()))
     assert cfg.epochs == 3 and cfg.lr == 5e-3 and cfg.image_size == 8
     data = json.loads((d / "data.json").read_text())

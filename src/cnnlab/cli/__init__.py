@@ -18,8 +18,8 @@ from cnnlab._deps import MissingDependencyError
 
 # Sub-command modules, in the order ``cnnlab --help`` lists them.
 COMMANDS: tuple[str, ...] = (
-    "train", "evaluate", "predict", "export", "serve", "shape", "summary", "models", "viz",
-    "report",
+    "train", "lr-find", "evaluate", "predict", "export", "serve", "shape", "summary", "models",
+    "viz", "report",
 )
 
 # Mistakes a user can make (bad flag values, missing files, an optional package not installed):
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"cnnlab.cli.{name}").add_parser(subparsers)
+        importlib.import_module(f"cnnlab.cli.{name.replace('-', '_')}").add_parser(subparsers)
     return parser
 
 

@@ -30,11 +30,6 @@ def _converter(kind: type, optional: bool, name: str) -> Any:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``cnnlab train``."""
-    import dataclasses
-
-    from cnnlab.train.config import TrainConfig, field_help
-    from cnnlab.train.presets import PRESETS
-
     parser = subparsers.add_parser(
         "train",
         help="train an image classifier into a run directory",
@@ -49,6 +44,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-config", action="store_true", help="print the effective config as YAML and exit"
     )
+    add_config_flags(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per TrainConfig field (``cnnlab train``, ``cnnlab lr-find``)."""
+    import dataclasses
+
+    from cnnlab.train.config import TrainConfig, field_help
+    from cnnlab.train.presets import PRESETS
+
     helps = field_help()
     hints = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
     for f in dataclasses.fields(TrainConfig):
@@ -72,8 +79,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             kind = int if hint.startswith("int") else float if hint.startswith("float") else str
             parser.add_argument(flag, dest=f.name, type=_converter(kind, optional, kind.__name__),
                                 metavar=f.name.upper(), help=text)
-    parser.set_defaults(func=run)
-    return parser
+
+
+def config_options(args: argparse.Namespace, skip: tuple[str, ...]) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line (``--model-arg`` parsed)."""
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("func", "command", "traceback", *skip)}
+    if "model_args" in options:
+        options["model_args"] = _model_args(options["model_args"])
+    return options
 
 
 def _model_args(items: list[str]) -> dict[str, Any]:
@@ -92,12 +106,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``cnnlab train``."""
     from cnnlab.train import TrainingDiverged, build_config, fit
 
-    options = {
-        k: v for k, v in vars(args).items()
-        if k not in ("func", "command", "traceback", "config", "resume", "print_config")
-    }
-    if "model_args" in options:
-        options["model_args"] = _model_args(options["model_args"])
+    options = config_options(args, ("config", "resume", "print_config"))
     resume = getattr(args, "resume", None)
     if getattr(args, "print_config", False):
         if resume:
