@@ -14,7 +14,8 @@ import cnnlab
 # Higher imports lower; equal ranks (side by side) must not import each other.
 RANKS = {
     "__main__": 13, "cli": 12, "train": 11, "serve": 11, "viz": 10, "evaluation": 9, "prediction": 9,
-    "export": 8, "run": 7, "transfer": 6, "data": 5, "inspect": 5, "checkpoint": 4,
+    "export": 8, "tta": 8, "calibration": 8, "run": 7, "transfer": 6, "data": 5, "inspect": 5,
+    "checkpoint": 4,
     "models": 3, "layers": 2, "reference": 1, "_validate": 0, "_deps": 0, "_yaml": 0,
 }  # fmt: skip
 ROOT = Path(cnnlab.__file__).parent

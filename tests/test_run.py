@@ -24,8 +24,10 @@ def test_paths_meta_and_one_input_size(trained_run):
     assert run.class_names == [str(i) for i in range(10)]
     assert run.dataset == "digits" and run.config["augment"] == "auto"
     assert run.find_eval() == run.eval_dir("test")
-    with pytest.raises(ValueError, match="which must be one of 'best', 'last'; got 'ema'"):
-        run.checkpoint("ema")
+    with pytest.raises(ValueError, match="which must be one of 'best', 'last', 'ema'; got 'x'"):
+        run.checkpoint("x")
+    with pytest.raises(FileNotFoundError, match="holds no ema.safetensors"):
+        run.checkpoint("ema")  # a run trained without --ema
     with pytest.raises(FileNotFoundError, match="run directory"):
         Run(trained_run / "no-such-run")
 

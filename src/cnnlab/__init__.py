@@ -8,7 +8,8 @@ checks it)::
     viz            plots and the HTML run report
     evaluation  prediction   a run scored on a split (metrics, per class, confusion); top-k
                    classes of image files (side by side: neither imports the other)
-    export         shipping a model (ONNX, TorchScript) and its inference backends
+    export  tta  calibration   shipping a model (ONNX, TorchScript) and its inference backends;
+                   test-time augmentation views; ECE and reliability bins (side by side)
     run            the run directory: paths, config/metadata reader, model and data reloading,
                    eval/<split>/ files, the one batched scoring path
     transfer       pretrained weights (what a source expects, loading, freezing)

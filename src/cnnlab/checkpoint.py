@@ -230,6 +230,11 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
             if candidate.is_file():
                 return candidate
         found = sorted(p.name for p in path.glob(f"*{CHECKPOINT_SUFFIX}"))
+        if which == "ema":
+            raise FileNotFoundError(
+                f"run directory {str(path)!r} holds no ema{CHECKPOINT_SUFFIX} (found: "
+                f"{found or 'none'}); it is written by 'cnnlab train --ema DECAY'"
+            )
         raise FileNotFoundError(
             f"run directory {str(path)!r} holds no {which}{CHECKPOINT_SUFFIX} or "
             f"last{CHECKPOINT_SUFFIX} (found: {found or 'none'}); pass a run directory made by "

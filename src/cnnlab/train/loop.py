@@ -1,10 +1,13 @@
 """``fit``: train a classifier into a run directory, resumable after any epoch.
 
 After every epoch the run directory receives ``last.safetensors`` (and ``best.safetensors`` when
-validation accuracy improved), ``train_state.pt`` (weights, optimizer, scheduler, every RNG and
-the epoch, in one atomic file, so a kill at any moment leaves a consistent state) and
-``metrics.csv``. ``fit(resume="runs/X")`` reloads that state and continues; on the CPU with the
-same seed the result is bit-identical to a run that was never interrupted.
+the ``--monitor`` metric improved by more than ``--min-delta``; with ``--ema`` also
+``ema.safetensors`` when the EMA weights' own metric improved, and ``best.json`` naming the better
+of the two), ``train_state.pt`` (weights, optimizer, scheduler, EMA, every RNG and the epoch, in
+one atomic file, so a kill at any moment leaves a consistent state) and ``metrics.csv``.
+``--patience`` counts epochs in which neither the raw nor the EMA weights improved.
+``fit(resume="runs/X")`` reloads that state and continues; on the CPU with the same seed the
+result is bit-identical to a run that was never interrupted.
 """
 
 from __future__ import annotations

@@ -186,10 +186,9 @@ def lr_find(
     optimizer, _ = _setup.build_optimization(cfg, model, steps_per_epoch=1)
     recipe = build_recipe(cfg, model, bundle.train.labels, bundle.num_classes, device, "")
     normalizer = Normalizer(setup.mean, setup.std, device)
-    from cnnlab.data import build_augment, default_augment_name
+    from cnnlab.data import build_augment
 
-    name = default_augment_name(cfg.dataset) if cfg.augment == "auto" else cfg.augment
-    augment = build_augment(name, bundle.image_size).to(device).train()
+    augment = build_augment(cfg.augment, bundle.image_size, source=cfg.dataset).to(device).train()
     images, labels = bundle.train.images, bundle.train.labels
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
