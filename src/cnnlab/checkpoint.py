@@ -7,7 +7,11 @@ JSON document with everything needed to rebuild and use the model::
      "model": {"name": "simple_cnn", "kwargs": {"num_classes": 10, "in_channels": 1}},
      "class_names": ["0", "1", ...], "normalization": {"mean": [...], "std": [...]},
      "input_size": [1, 32, 32], "epoch": 7, "metrics": {"val_acc": 0.98, ...},
-     "sha256": "<digest of every tensor's bytes>", "cnnlab_version": ..., "torch_version": ...}
+     "sha256": "<digest of every tensor's bytes>", "cnnlab_version": ..., "torch_version": ...,
+     "digest": "<sha256 of all the other metadata, sha256 included>"}
+
+Version 2 added ``digest`` (see :mod:`cnnlab.integrity`): metadata and weights are checked
+together, and a file without it is refused unless the user passes ``--trust-unsigned``.
 
 Writes go to a temporary file in the same folder, are fsync'ed and then renamed over the target,
 so a crash never leaves a half-written checkpoint behind. Loading never unpickles anything:
@@ -28,8 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.integrity import check_input_size, sign, verify_metadata
+
 FORMAT = "cnnlab-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: "digest" over the metadata (version 1 files load with --trust-unsigned)
 CHECKPOINT_SUFFIX = ".safetensors"
 STATE_FILE = "train_state.pt"
 # Which file "best" means in a run that trained an EMA of its weights (cnnlab.train.ema):
@@ -86,6 +92,27 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the ``.NAME.*.tmp`` files that :func:`atomic_write_bytes` leaves after a kill -9.
+
+    Only call it on a folder no other process is writing to (a run being started or resumed).
+    Returns how many files were removed.
+
+    Example:
+        >>> remove_stale_temporaries("/tmp/no-such-run")
+        0
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for p in folder.glob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` in sorted name order."""
     h = hashlib.sha256()
@@ -124,7 +151,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: Mapping[str
     from cnnlab import __version__
 
     full_meta.setdefault("cnnlab_version", __version__)
-    data = save(tensors, metadata={"cnnlab": json.dumps(full_meta)})
+    data = save(tensors, metadata={"cnnlab": json.dumps(sign(full_meta))})
     atomic_write_bytes(path, data)
     return path
 
@@ -165,12 +192,25 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise ValueError(
             f"checkpoint {str(path)!r} has format {meta.get('format')!r}, expected {FORMAT!r}"
         )
+    verify_metadata(meta, str(path))
     if meta.get("sha256") and tensors_digest(tensors) != meta["sha256"]:
         raise ValueError(
             f"checkpoint {str(path)!r} failed its integrity check: the weights do not match "
             "the digest recorded when it was saved (the file was modified or corrupted)"
         )
+    _check_fields(meta, str(path))
     return tensors, meta
+
+
+def _check_fields(meta: dict[str, Any], source: str) -> None:
+    """Refuse metadata fields whose values would mislead or exhaust memory downstream."""
+    if "input_size" in meta:
+        check_input_size(meta["input_size"], source)
+    names = meta.get("class_names")
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(f"checkpoint {source!r} has class_names that are not a list of strings")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -203,6 +243,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
         raise ValueError(f"checkpoint {str(path)!r} has corrupt metadata: {exc}") from None
     if not isinstance(meta, dict):
         raise ValueError(f"checkpoint {str(path)!r} has metadata that is not a JSON object")
+    verify_metadata(meta, str(path))
+    _check_fields(meta, str(path))
     return meta
 
 
@@ -216,6 +258,8 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
     the run's monitored metric. Pass a file path to read one of them regardless.
     """
     path = Path(path)
+    if str(path).startswith(("http://", "https://", "ftp://")):
+        raise ValueError(f"{str(path)!r}: URLs are not supported, download it first")
     if which not in CHECKPOINT_NAMES:
         raise ValueError(
             f"checkpoint must be one of {', '.join(map(repr, CHECKPOINT_NAMES))}; got {which!r}"
@@ -277,9 +321,15 @@ def build_model(meta: Mapping[str, Any]) -> nn.Module:
     from cnnlab.models import create
 
     spec = meta.get("model") or {}
-    if "name" not in spec:
+    if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError("checkpoint metadata has no model name; cannot rebuild the model")
-    return create(spec["name"], **spec.get("kwargs", {}))
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"checkpoint metadata model kwargs must be a mapping, got {kwargs!r}")
+    try:
+        return create(spec["name"], **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"checkpoint metadata model {spec['name']!r}: {exc}") from None
 
 
 def load_model(
@@ -294,8 +344,15 @@ def load_model(
     """
     file = resolve_checkpoint(path, which)
     state, meta = read_checkpoint(file)
-    model = build_model(meta)
-    model.load_state_dict(state, strict=True)
+    try:
+        model = build_model(meta)
+        model.load_state_dict(state, strict=True)
+    except (ValueError, RuntimeError) as exc:  # load_state_dict raises RuntimeError on mismatch
+        first = str(exc).strip().splitlines()[0][:300]
+        raise ValueError(
+            f"checkpoint {str(file)!r}: its weights do not fit the model its metadata names "
+            f"({(meta.get('model') or {}).get('name')!r}): {first}"
+        ) from None
     return model.to(device).eval(), meta
 
 

@@ -70,10 +70,13 @@ def collect_images(items: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
         if isinstance(item, Image.Image):
             found.append(item)
             continue
+        if isinstance(item, str) and item.lower().startswith(("http://", "https://", "ftp://")):
+            raise ValueError(f"{item!r}: URLs are not supported, download it first")
         path = Path(item)
         if not path.exists():
             raise FileNotFoundError(f"image or folder {str(path)!r} does not exist")
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = (sorted(p for p in path.rglob("*") if not p.is_dir()) if path.is_dir()
+                 else [path])  # special files (FIFOs) are kept: the decoder says why not
         for f in files:
             (found if f.suffix.lower() in IMAGE_EXTENSIONS else skipped).append(f)
     if skipped:
@@ -99,6 +102,20 @@ def load_images(
         >>> x.shape, names
         (torch.Size([1, 1, 8, 8]), ['<image 0>'])
     """
+    out, names, failed = _decode_items(items, input_size, resize_size)
+    if failed:
+        warnings.warn(f"skipped {len(failed)} unreadable image(s): {_shown(failed)}", stacklevel=2)
+    return out, names
+
+
+def _shown(failed: list[str]) -> str:
+    return "; ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+
+
+def _decode_items(
+    items: Iterable[ImageLike], input_size: Sequence[int], resize_size: int | None = None
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    """Decoded images, their names, and ``name (why)`` for each file that failed."""
     from cnnlab.data import decode_image
 
     c, h, w = (int(v) for v in input_size)
@@ -117,14 +134,11 @@ def load_images(
             continue
         keep.append(i)
         names.append(name)
-    if failed:
-        shown = "; ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
-        warnings.warn(f"skipped {len(failed)} unreadable image(s): {shown}", stacklevel=2)
     if resize_size is not None:
         from cnnlab.data import center_crop
 
-        return center_crop(out[keep], crop).contiguous(), names
-    return out[keep], names
+        return center_crop(out[keep], crop).contiguous(), names, failed
+    return out[keep], names, failed
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -175,9 +189,15 @@ def predict(
     predictor = model if isinstance(model, Predictor) else load_predictor(model, backend)
     meta = predictor.meta
     files = collect_images(images)
-    x, names = load_images(files, meta["input_size"], meta.get("resize_size"))
+    x, names, failed = _decode_items(files, meta["input_size"], meta.get("resize_size"))
     if not names:
-        raise ValueError(f"no readable image among {len(files)} input(s); give image files")
+        given = [str(i) for i in ([images] if isinstance(images, (str, os.PathLike)) else images)
+                 if not isinstance(i, Image.Image)]
+        why = (f": {_shown(failed)}" if failed else
+               f" ({', '.join(given[:3]) or 'none'}: no file with an image extension)")
+        raise ValueError(f"no readable image among {len(files)} input(s){why}")
+    if failed:
+        warnings.warn(f"skipped {len(failed)} unreadable image(s): {_shown(failed)}", stacklevel=2)
     from cnnlab.data import Normalizer
     from cnnlab.run import score_images
 

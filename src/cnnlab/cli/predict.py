@@ -45,7 +45,9 @@ def format_table(results: list) -> str:
     """Plain-text table: one block per image, one line per class (``  7   97.31%``)."""
     lines = []
     for r in results:
-        lines.append(r.source)
+        # a file name that is not valid UTF-8 holds surrogates: show its bytes escaped
+        name = r.source.encode("utf-8", "surrogateescape")
+        lines.append(name.decode("utf-8", "backslashreplace"))
         width = max(len(c) for c in r.classes)
         lines += [f"  {c:<{width}}  {p * 100:7.2f}%" for c, p in zip(r.classes, r.probs)]
     return "\n".join(lines)

@@ -1,5 +1,13 @@
 """Decode image files of any PIL mode and size into uint8 (C, H, W) arrays, many at a time.
 
+Bad files never exhaust memory or hang: only regular files are opened (a FIFO named ``x.png``
+would block forever), Pillow's decompression-bomb limit is an error rather than a warning, and a
+picture whose resized size would be huge (a 1 x 2,000,000 strip resized to fill 32 x 32 is
+32 x 64,000,000) is resized straight from the crop box, so nothing larger than the source and
+the target is ever allocated. Pixel values are scaled by bit depth, not by the image's own
+maximum: 16-bit / 257, float images from [0, 1] (others refused). A damaged JPEG that libjpeg
+decodes with a "Corrupt JPEG data" message is refused like a truncated one.
+
 Modes are mapped to 1 channel (grayscale: ``1``, ``L``, ``I``, ``I;16``, ``F``, ``LA``) or 3
 (everything else: RGB, RGBA, palette, CMYK, YCbCr ...). Transparent images are composited onto
 white first, so a transparent background does not turn into arbitrary colours. Sizes are
@@ -11,6 +19,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import stat
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,8 +50,34 @@ def mode_channels(mode: str) -> int:
     return 1 if mode in GRAY_MODES else 3
 
 
+# A resized picture may have at most this many pixels before the crop (else: resize from the box).
+MAX_RESIZED_PIXELS = 4096 * 4096
+
+
+def not_regular(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as an image file without opening it (None when it can).
+
+    Example:
+        >>> not_regular("/dev/null")
+        'not a regular file (a character device)'
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"{type(e).__name__}: {e.strerror or e}"
+    if stat.S_ISREG(st.st_mode):
+        return "empty file (0 bytes)" if st.st_size == 0 else None
+    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a character device" if stat.S_ISCHR(st.st_mode) else "a socket"
+            if stat.S_ISSOCK(st.st_mode) else "a special file")  # fmt: skip
+    return f"not a regular file ({kind})"
+
+
 def probe(path: Path) -> tuple[tuple[int, int], str] | str:
     """``((width, height), mode)`` from the file header, or an error string."""
+    why = not_regular(path)
+    if why is not None:
+        return why
     try:
         with Image.open(path) as im:
             return im.size, im.mode
@@ -52,17 +88,78 @@ def probe(path: Path) -> tuple[tuple[int, int], str] | str:
 def _to_channels(im: Image.Image, channels: int) -> Image.Image:
     mode = im.mode
     if mode.startswith("I") or mode == "F":
-        # 16/32-bit grayscale: PIL's convert("L") clips at 255, so rescale 16-bit range to 8-bit.
-        a = np.asarray(im)
-        if a.max(initial=0) > 255:
-            a = a.astype(np.float64) * (255.0 / 65535.0)
-        im = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
+        im = Image.fromarray(_to_uint8(np.asarray(im), mode), "L")
     elif mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, rgba)
     target = "L" if channels == 1 else "RGB"
     return im if im.mode == target else im.convert(target)
+
+
+def _to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit and 32-bit integer pixels scaled by bit depth (/257), float ones from [0, 1].
+
+    PIL's ``convert("L")`` clips these modes at 255; scaling by the image's own maximum would
+    make a dark 16-bit picture bright. A 32-bit integer image must hold 16-bit values.
+    """
+    if mode == "F":
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"float image with values in [{lo:g}, {hi:g}]; cnnlab reads float images "
+                "as [0, 1] (convert it to an 8- or 16-bit image first)"
+            )
+        return np.round(a.astype(np.float64) * 255.0).astype(np.uint8)
+    if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+        raise ValueError(
+            f"32-bit integer image with values in [{int(a.min())}, {int(a.max())}]; expected "
+            "16-bit values 0..65535 (convert it to an 8- or 16-bit image first)"
+        )
+    return np.round(a.astype(np.float64) / 257.0).astype(np.uint8)
+
+
+def _libjpeg_complaint(path: str | Path | IO[bytes]) -> str | None:
+    """libjpeg's warning for a damaged JPEG ("Corrupt JPEG data: ..."), or None.
+
+    Pillow decodes damaged entropy data silently, and libjpeg writes its warnings straight to
+    the C stderr, so they are collected by decoding once more with torchvision's libjpeg-turbo
+    while file descriptor 2 points at a temporary file. None when torchvision is missing.
+    """
+    try:
+        from torchvision.io import decode_jpeg
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        return None
+    if hasattr(path, "read"):
+        path.seek(0)
+        data = path.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    return _captured_stderr(lambda: decode_jpeg(torch.frombuffer(bytearray(data),
+                                                                 dtype=torch.uint8)))
+
+
+def _captured_stderr(fn: Callable[[], Any]) -> str | None:
+    """What ``fn`` wrote to file descriptor 2 (C libraries), or None when nothing / it raised."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fn()
+        except Exception:  # noqa: BLE001 - PIL already decoded it; only the messages matter
+            pass
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode("utf-8", "replace").strip()
+    return " ".join(text.split())[:200] or None
 
 
 def decode_one(
@@ -93,9 +190,14 @@ def decode_one(
 
 def _decode(path: str | Path | IO[bytes], size: tuple[int, int], channels: int) -> np.ndarray | str:
     h, w = size
+    if not hasattr(path, "read"):
+        why = not_regular(path)
+        if why is not None:
+            return why
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Palette images with transparency ..."
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, not warn
             with Image.open(path) as im:
                 # Camera photos are often stored sideways with an EXIF orientation tag (values
                 # 5-8 mean a quarter turn, so the displayed width and height swap).
@@ -106,15 +208,28 @@ def _decode(path: str | Path | IO[bytes], size: tuple[int, int], channels: int) 
                 rw, rh = max(w, round(iw * scale)), max(h, round(ih * scale))
                 if im.format == "JPEG":  # let libjpeg decode at a reduced scale (much faster)
                     im.draft("L" if channels == 1 else "RGB", (rh, rw) if turned else (rw, rh))
+                jpeg = im.format == "JPEG"
                 if orientation != 1:
                     im = ImageOps.exif_transpose(im)
                 im = _to_channels(im, channels)
+                if rw * rh > MAX_RESIZED_PIXELS:
+                    # Resize only the centre crop's box of the source: memory stays bounded by
+                    # the source and the target, whatever the aspect ratio.
+                    sw, sh = im.size
+                    bw, bh = w / scale, h / scale
+                    box = ((sw - bw) / 2, (sh - bh) / 2, (sw + bw) / 2, (sh + bh) / 2)
+                    im = im.resize((w, h), Image.BILINEAR, box=box)
+                    rw, rh = w, h
                 if im.size != (rw, rh):
                     im = im.resize((rw, rh), Image.BILINEAR)  # PIL's resize filters (antialias)
                 if (rw, rh) != (w, h):
                     left, top = (rw - w) // 2, (rh - h) // 2
                     im = im.crop((left, top, left + w, top + h))
                 a = np.asarray(im, dtype=np.uint8)
+        if jpeg:
+            complaint = _libjpeg_complaint(path)
+            if complaint:
+                return f"damaged JPEG: {complaint}"
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
         return np.array(a, dtype=np.uint8, order="C")  # a writable copy of PIL's buffer
     except Exception as e:  # truncated, corrupt, unsupported: reported, never fatal
@@ -140,9 +255,15 @@ def _decode_jpeg_native(
         with open(path, "rb") as f:
             data = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)
         mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
-        img = decode_jpeg(data, mode=mode, apply_exif_orientation=True)  # (C, H, W)
+        out: list[torch.Tensor] = []
+        complaint = _captured_stderr(
+            lambda: out.append(decode_jpeg(data, mode=mode, apply_exif_orientation=True))
+        )
     except Exception:
         return None
+    if complaint or not out:  # damaged: the PIL path reports it
+        return None
+    img = out[0]  # (C, H, W)
     return img.numpy() if tuple(img.shape) == (channels, *size) else None
 
 

@@ -4,6 +4,13 @@ Layouts: ``PATH/<class>/...`` (split with val_split/test_split), or ``PATH/train
 with optional ``PATH/val/`` (or ``valid/``, ``validation/``) and ``PATH/test/``. Images may sit
 in nested folders below a class folder. Unreadable or non-image files are skipped with one
 warning that counts them and names the first few; empty classes are dropped with a warning.
+
+Nothing is ignored silently: with a ``train/`` folder, other folders beside it (``holdout/``,
+class folders at the root) are named in a warning. Folders that operating systems and NAS boxes
+create (``SYSTEM_FOLDERS``: ``@eaDir``, ``__MACOSX``, ``$RECYCLE.BIN`` ...) are never classes
+nor read for images, anywhere in the tree, and ``SYSTEM_FILES`` (``Thumbs.db``, ``desktop.ini``)
+are not counted as stray files. A file whose name is not valid UTF-8 is skipped with a warning
+that shows its bytes; a class folder named so is refused (its name could not be saved).
 """
 
 from __future__ import annotations
@@ -35,6 +42,12 @@ from cnnlab.data.stored import StoredImages
 log = logging.getLogger("cnnlab.data")
 
 _VAL_NAMES = ("val", "valid", "validation")
+# Made by operating systems, file managers and NAS boxes: never a class, never read for images.
+SYSTEM_FOLDERS = frozenset(
+    {"@eaDir", "@Recycle", "#recycle", "#snapshot", "__MACOSX", "$RECYCLE.BIN",
+     "System Volume Information", "lost+found", ".Trash", "__pycache__"}
+)  # fmt: skip
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
 _PARTS = ("train", "val", "test", "all")  # index stored per image in the cache
 _SHOW = 5  # how many problem files a warning names
 _PROBE = 1000  # files whose headers decide the default size and channels
@@ -42,7 +55,31 @@ CACHE_MODES = ("auto", "ram", "disk")
 
 
 def _subdirs(d: Path) -> list[Path]:
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and p.name not in SYSTEM_FOLDERS)  # fmt: skip
+
+
+def _system_dirs(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and p.name in SYSTEM_FOLDERS)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # os.fsdecode kept undecodable bytes as surrogates
+        return False
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path for messages: as text when it is valid UTF-8, else its bytes escaped.
+
+    Example:
+        >>> shown_path("cat/caf\udce9.png")
+        "b'cat/caf\\xe9.png'"
+    """
+    text = os.fspath(path)
+    return text if _utf8(text) else repr(os.fsencode(text))
 
 
 def _layout(root: Path) -> dict[str, Path]:
@@ -56,6 +93,16 @@ def _layout(root: Path) -> dict[str, Path]:
             break
     if "test" in names:
         parts["test"] = names["test"]
+    used = {p.name for p in parts.values()}
+    beside = [p.name for p in _subdirs(root) if p.name not in used]
+    if beside:
+        warnings.warn(
+            f"{root}: using the {'/'.join(sorted(used))} folders; ignoring "
+            f"{len(beside)} other folder(s) beside train/: {', '.join(beside[:_SHOW])}"
+            f"{' ...' if len(beside) > _SHOW else ''} (move them into train/ to use them as "
+            "classes, or out of this folder)",
+            stacklevel=4,
+        )
     return parts
 
 
@@ -70,6 +117,7 @@ class _Scan:
     class_names: list[str] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)
     loose: list[Path] = field(default_factory=list)  # images outside any class folder
+    bad_names: list[str] = field(default_factory=list)  # file names that are not UTF-8
     seen_dirs: set[str] = field(default_factory=set)  # real paths walked (symlink loops)
 
 
@@ -82,14 +130,20 @@ def _walk(prefix: int, class_dir: str, part: int, label: int, scan: _Scan) -> No
     with os.scandir(class_dir) as it:
         entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
     for e in entries:
+        if not _utf8(e.name):
+            scan.bad_names.append(e.path[prefix:])
+            continue
         if e.is_dir():
+            if e.name in SYSTEM_FOLDERS:
+                continue
             real = os.path.realpath(e.path)
             if real not in scan.seen_dirs:  # a symlink cycle would recurse forever
                 scan.seen_dirs.add(real)
                 _walk(prefix, e.path, part, label, scan)
         elif e.is_file():
             if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS:
-                scan.others.append(Path(e.path))
+                if e.name.lower() not in SYSTEM_FILES:
+                    scan.others.append(Path(e.path))
                 continue
             st = e.stat()
             scan.paths.append(e.path)
@@ -102,6 +156,17 @@ def _scan(root: Path, parts: dict[str, Path]) -> _Scan:
     """List every file of every class folder of every part (train/val/test or all)."""
     train_part = "train" if "train" in parts else "all"
     scan = _Scan(class_names=[d.name for d in _subdirs(parts[train_part])])
+    bad = [shown_path(n) for n in scan.class_names if not _utf8(n)]
+    if bad:
+        raise ValueError(
+            f"{root}: class folder name(s) {', '.join(bad)} are not valid UTF-8, so they "
+            "cannot be saved as class names; rename them (e.g. with convmv)"
+        )
+    system = sorted({n for d in {root, *parts.values()} for n in _system_dirs(d)})
+    if system:
+        warnings.warn(
+            f"{root}: ignoring system folders (not classes): {', '.join(system)}", stacklevel=4
+        )
     unknown: list[str] = []
     # The root, the part folders and the class folders themselves are never entered through a
     # symlink from inside a class folder (that would relabel or repeat their images).
@@ -138,9 +203,14 @@ def _rel(p: Path, root: Path) -> str:
 
 def _report(root: Path, bad: list[tuple[Path, str]], scan: _Scan) -> None:
     others, total = scan.others, len(scan.paths)
-    if not bad and not others and not scan.loose:
+    if not bad and not others and not scan.loose and not scan.bad_names:
         return
     msg = []
+    if scan.bad_names:
+        shown = ", ".join(shown_path(p) for p in scan.bad_names[:_SHOW])
+        more = f" and {len(scan.bad_names) - _SHOW} more" if len(scan.bad_names) > _SHOW else ""
+        msg.append(f"skipped {len(scan.bad_names)} files whose names are not valid UTF-8 "
+                   f"(rename them): {shown}{more}")  # fmt: skip
     if bad:
         shown = "; ".join(f"{_rel(p, root)} ({why})" for p, why in bad[:_SHOW])
         more = f" and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
@@ -197,7 +267,7 @@ def _format(
 def _meta(root: Path, scan: _Scan, bad: list[tuple[Path, str]]) -> dict[str, Any]:
     return {
         "class_names": scan.class_names,
-        "skipped_files": len(bad) + len(scan.others) + len(scan.loose),
+        "skipped_files": len(bad) + len(scan.others) + len(scan.loose) + len(scan.bad_names),
         "skipped_examples": [_rel(p, root) for p, _ in bad[:_SHOW]],
     }
 

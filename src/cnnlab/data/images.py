@@ -46,6 +46,10 @@ def decode_image(image: ImageSource, input_size: Sequence[int]) -> torch.Tensor:
     size = [int(v) for v in input_size]
     if len(size) != 3 or size[0] not in (1, 3) or min(size) < 1:
         raise ValueError(f"input_size must be [C, H, W] with C 1 or 3, got {list(input_size)}")
+    from cnnlab.integrity import MAX_INPUT_SIDE
+
+    if max(size[1:]) > MAX_INPUT_SIDE:
+        raise ValueError(f"input_size {size} is larger than {MAX_INPUT_SIDE} on a side")
     c, h, w = size
     out = torch.empty((c, h, w), dtype=torch.uint8)
     if isinstance(image, Image.Image):
@@ -59,7 +63,7 @@ def decode_image(image: ImageSource, input_size: Sequence[int]) -> torch.Tensor:
         name = "<bytes>"
     else:
         path = Path(image)
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"image file {str(path)!r} does not exist")
         error = decode_one(path, (h, w), c, out)
         name = str(path)

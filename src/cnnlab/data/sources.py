@@ -166,6 +166,13 @@ def load_data(
         from cnnlab.data.labels_csv import load_csv
 
         loader, prefix = (load_csv, "csv:") if key.startswith("csv:") else (load_folder, "folder:")
+        if not name[len(prefix) :].strip():
+            what, example = ("CSV file", "data/labels.csv") if prefix == "csv:" else (
+                "folder", "data/flowers")
+            raise ValueError(
+                f"dataset {prefix!r} names no {what}; write {prefix}PATH with the {what}'s path, "
+                f"e.g. {prefix}{example} (use folder:. for the current directory)"
+            )
         return loader(
             name[len(prefix) :],
             image_size=image_size,

@@ -46,6 +46,31 @@ def from_props(props: Mapping[str, str], source: str) -> dict[str, Any]:
             "export it with 'cnnlab export RUN --format onnx'"
         )
     try:
-        return export_meta(json.loads(props["cnnlab"]))
+        meta = export_meta(json.loads(props["cnnlab"]))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{source!r} has corrupt cnnlab metadata: {exc}") from None
+    from cnnlab.integrity import check_input_size
+
+    meta["input_size"] = check_input_size(meta["input_size"], source)
+    return meta
+
+
+def verify_onnx_file(model: str | bytes, source: str) -> None:
+    """Check an ONNX file's ``cnnlab_digest`` over its metadata and graph (needs ``onnx``)."""
+    from cnnlab.integrity import trust_unsigned, verify_onnx
+
+    if trust_unsigned():
+        return
+    from cnnlab._deps import require
+
+    require("checking an ONNX model's metadata digest", ["onnx"], "export")
+    import onnx
+
+    try:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(
+            model, load_external_data=False
+        )
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ValueError(f"{source!r} is not a loadable ONNX model: {exc}") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    verify_onnx(props, proto.graph.SerializeToString(), source)

@@ -161,10 +161,24 @@ class OnnxPredictor(Predictor):
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ValueError(f"{source!r} is not a loadable ONNX model: {exc}") from None
         props = self.session.get_modelmeta().custom_metadata_map
-        super().__init__(meta if meta is not None else from_props(props, source))
+        if meta is None:
+            from cnnlab.export._meta import verify_onnx_file
+
+            if "cnnlab" in props:
+                verify_onnx_file(model, source)
+            meta = from_props(props, source)
+        super().__init__(meta)
         inp = self.session.get_inputs()[0]
         self._input = inp.name
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        graph_size = [d if isinstance(d, int) else None for d in inp.shape[1:]]
+        declared = list(self.meta["input_size"])
+        if len(graph_size) != 3 or any(g is not None and g != d
+                                       for g, d in zip(graph_size, declared)):
+            raise ValueError(
+                f"ONNX model {source!r}: its metadata says input_size {declared} but its graph "
+                f"takes {list(inp.shape)}; re-export it with 'cnnlab export'"
+            )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)

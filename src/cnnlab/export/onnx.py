@@ -61,9 +61,13 @@ def _export_bytes(model: nn.Module, example: torch.Tensor, dynamic_batch: bool) 
 def _with_metadata(data: bytes, meta: Mapping[str, Any]) -> bytes:
     import onnx
 
+    from cnnlab.integrity import ONNX_DIGEST_KEY, onnx_digest
+
     proto = onnx.load_from_string(data)
     del proto.metadata_props[:]
-    for key, value in to_props(meta).items():
+    props = to_props(meta)
+    props[ONNX_DIGEST_KEY] = onnx_digest(props, proto.graph.SerializeToString())
+    for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)

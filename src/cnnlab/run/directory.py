@@ -55,6 +55,11 @@ class Run:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        if self.path.is_file():
+            raise NotADirectoryError(
+                f"{str(self.path)!r} is a file, not a run directory; pass the run directory "
+                f"(its parent, {str(self.path.parent)!r})"
+            )
         if not self.path.is_dir():
             raise FileNotFoundError(
                 f"run directory {str(self.path)!r} does not exist; pass a folder made by "

@@ -43,10 +43,33 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]] | None:
     """
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+            rows = [[csv_unescape(c) for c in row] for row in csv.reader(f)]
     except OSError:
         return None
     return (rows[0], rows[1:]) if rows else None
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def csv_escape(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with an apostrophe.
+
+    Numbers are left alone (``-0.5`` stays a number); :func:`csv_unescape` undoes it.
+
+    Example:
+        >>> csv_escape('=HYPERLINK("http://x")'), csv_escape(-0.5)
+        ('\'=HYPERLINK("http://x")', -0.5)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_unescape(cell: str) -> str:
+    """Inverse of :func:`csv_escape` for a cell read back from a CSV file."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in _FORMULA_START else cell
 
 
 def to_csv(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
@@ -58,8 +81,8 @@ def to_csv(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
     """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerow([csv_escape(c) for c in header])
+    writer.writerows([csv_escape(c) for c in row] for row in rows)
     return buf.getvalue()
 
 

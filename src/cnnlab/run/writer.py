@@ -53,6 +53,11 @@ def create_run_dir(out_dir: str | Path, dataset: str, model: str, name: str | No
         PosixPath('/tmp/cnnlab-runs/digits-simple_cnn')
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(
+            f"--out-dir {str(out)!r} is a file; pass a folder to hold run directories "
+            "(it is created when missing)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if name is not None:
         if not name or "/" in name or "\\" in name or name in (".", ".."):
@@ -61,9 +66,11 @@ def create_run_dir(out_dir: str | Path, dataset: str, model: str, name: str | No
         try:
             path.mkdir()
         except FileExistsError:
+            resumable = (path / "train_state.pt").is_file()
+            hint = (f", or continue it with --resume {path}" if resumable else
+                    " (it has no finished epoch to resume from)")
             raise ValueError(
-                f"run directory {str(path)!r} already exists; choose another --name, or "
-                f"continue it with --resume {path}"
+                f"run directory {str(path)!r} already exists; choose another --name{hint}"
             ) from None
         return path
     base = f"{dataset_label(dataset)}-{re.sub(r'[^A-Za-z0-9_.]+', '_', model)}"

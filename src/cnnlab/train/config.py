@@ -219,6 +219,14 @@ class TrainConfig:
                 _check_float(name, getattr(self, name), low=0.0, low_open=True)
         if not isinstance(self.model_args, dict):
             raise ValueError(f"model_args must be a mapping, got {self.model_args!r}")
+        for name in ("dataset", "model", "out_dir", "name", "data_dir", "cache_dir",
+                     "pretrained", "augment"):  # fmt: skip
+            value = getattr(self, name, None)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(
+                    f"{name} must be a string, got {value!r} ({type(value).__name__}); "
+                    f"quote it in YAML: {name}: \"{value}\""
+                )
         if self.freeze not in ("none", "backbone") and not str(self.freeze).startswith("until:"):
             raise ValueError(
                 f"freeze must be 'none', 'backbone' or 'until:LAYER', got {self.freeze!r}"

@@ -31,6 +31,7 @@ from cnnlab.checkpoint import (
     atomic_write_text,
     load_state,
     read_best_choice,
+    remove_stale_temporaries,
     save_checkpoint,
     save_state,
 )
@@ -166,12 +167,23 @@ def _resume(run_dir: Path, data: Any, options: dict[str, Any]) -> TrainResult:
     cfg = TrainConfig(**{**saved, **options})
     state_file = run_dir / STATE_FILE
     if not state_file.is_file():
+        remove_stale_temporaries(run_dir)
         raise FileNotFoundError(
             f"cannot resume {str(run_dir)!r}: no {STATE_FILE} (no epoch finished before it "
-            "stopped); start it again instead"
+            f"stopped); start it again instead (delete {run_dir} or pick another --name)"
         )
     state = load_state(state_file)
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
+        raise ValueError(f"training state {str(state_file)!r} holds no epoch number; it is corrupt")
+    removed = remove_stale_temporaries(run_dir)
     printer = TrainPrinter(cfg.quiet)
+    if state["epoch"] >= cfg.epochs:
+        printer.log(
+            f"run {run_dir} already finished all {cfg.epochs} epochs; raise --epochs to "
+            f"continue it (e.g. --resume {run_dir} --epochs {cfg.epochs + 5})"
+        )
+    if removed:
+        printer.log(f"removed {removed} temporary file(s) left by an interrupted write")
     printer.log(f"resuming {run_dir} after epoch {state['epoch']}")
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     pretrained = _setup.pretrained_source(cfg)
@@ -375,10 +387,12 @@ class _Run:
         summary = getattr(self.bundle, "summary", None)
         if summary is not None:
             self.printer.log(summary())
+        epochs = (f"epochs {start_epoch}-{self.cfg.epochs}" if start_epoch <= self.cfg.epochs
+                  else "no epochs left to train")
         self.printer.log(
             f"model {self.cfg.model} ({n_params:,} parameters) on {self.device}, "
             f"{self.cfg.precision}{', channels_last' if self.cfg.channels_last else ''}; "
-            f"epochs {start_epoch}-{self.cfg.epochs}; run directory {self.run_dir}"
+            f"{epochs}; run directory {self.run_dir}"
         )
 
     def _save_epoch(
