@@ -104,15 +104,20 @@ def case_unreadable_folder_as_nobody(tmp, ctx):
     if not shutil.which("setpriv"):
         return Result("error", 2, "cnnlab train: error: (setpriv missing; skipped) dog",
                       must=("dog",), note="setpriv unavailable")
-    root = good_folder(tmp / "data")
-    os.chmod(tmp, 0o755)
-    for p in (root, root / "cat", *(root / "cat").iterdir()):
-        os.chmod(p, 0o755 if p.is_dir() else 0o644)
-    os.chmod(root / "dog", 0o000)
-    args = train_args(f"folder:{root}", Path("/tmp/cnnlab-nobody-runs"))
-    rc, out, err, _ = sub(args, user="nobody", timeout=120,
-                          env={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"})  # fmt: skip
-    os.chmod(root / "dog", 0o755)
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="cnnlab-nobody-"))  # /tmp: traversable by nobody
+    try:
+        root = good_folder(base / "data")
+        for p in [base, *base.rglob("*")]:
+            os.chmod(p, 0o777 if p.is_dir() else 0o644)
+        os.chmod(root / "dog", 0o000)
+        args = train_args(f"folder:{root}", base)
+        rc, out, err, _ = sub(args, user="nobody", timeout=120,
+                              env={"HOME": str(base), "PYTHONDONTWRITEBYTECODE": "1"})
+    finally:
+        os.chmod(base / "data" / "dog", 0o755)
+        shutil.rmtree(base, ignore_errors=True)
     return Result("error", rc, err, must=("dog", "permission"))
 
 
