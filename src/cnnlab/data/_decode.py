@@ -65,6 +65,8 @@ def not_regular(path: str | os.PathLike) -> str | None:
         st = os.stat(path)
     except OSError as e:
         return f"{type(e).__name__}: {e.strerror or e}"
+    except (ValueError, TypeError) as e:  # e.g. bytes with a NUL given as a path
+        return f"{type(e).__name__}: {e}"
     if stat.S_ISREG(st.st_mode):
         return "empty file (0 bytes)" if st.st_size == 0 else None
     kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
