@@ -17,6 +17,7 @@ RANKS = {
     "export": 8, "tta": 8, "calibration": 8, "run": 7, "transfer": 6, "data": 5, "inspect": 5,
     "checkpoint": 4,
     "models": 3, "layers": 2, "reference": 1, "_validate": 0, "_deps": 0, "_yaml": 0,
+    "integrity": 0,
 }  # fmt: skip
 ROOT = Path(cnnlab.__file__).parent
 
