@@ -139,8 +139,12 @@ def sub(argv: list[str], timeout: float = 120, user: str | None = None,
     """Run ``python -m cnnlab argv`` in a subprocess; returns rc (None on timeout), out, err and
     the child's peak RSS in MB."""
     import resource
+    import tempfile
 
-    cmd = [sys.executable, "-m", "cnnlab", *argv]
+    # RUSAGE_CHILDREN's ru_maxrss is the largest of ALL children this test process ever waited
+    # for (earlier training runs included), so the child writes its own peak at exit instead.
+    peak_file = Path(tempfile.mkstemp(prefix="cnnlab-peak-")[1])
+    cmd = [sys.executable, "-c", _PEAK_RUNNER, *argv]
     if user is not None:
         import pwd
 
@@ -148,14 +152,39 @@ def sub(argv: list[str], timeout: float = 120, user: str | None = None,
         gid = pwd.getpwnam(user).pw_gid
         cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "CNNLAB_PEAK_FILE": str(peak_file),
+                **(env or {})}  # fmt: skip
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as exc:
         rc, out, err = None, str(exc.stdout or ""), str(exc.stderr or "")
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return rc, out, err, max(after, before) / 1024
+    try:
+        peak_kb = float(peak_file.read_text() or "nan")
+    except (OSError, ValueError):
+        peak_kb = float("nan")
+    finally:
+        peak_file.unlink(missing_ok=True)
+    if peak_kb != peak_kb:  # killed before atexit (e.g. by the OOM killer)
+        # A new maximum over all children can only have come from this child.
+        peak_kb = after if after > before else 0.0
+    return rc, out, err, peak_kb / 1024
+
+
+# Runs ``python -m cnnlab ARGS`` and writes the process's own peak RSS (kB) at exit.
+_PEAK_RUNNER = """
+import atexit, os, resource, runpy, sys
+def _peak():
+    try:
+        with open(os.environ["CNNLAB_PEAK_FILE"], "w") as f:
+            f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    except OSError:
+        pass
+atexit.register(_peak)
+sys.argv = ["cnnlab", *sys.argv[1:]]
+runpy.run_module("cnnlab", run_name="__main__", alter_sys=True)
+"""
 
 
 # --- shared inputs ------------------------------------------------------------------------------
