@@ -22,6 +22,20 @@ CLASSES = (0, 1, 2)
 SIZE = 32  # simple_cnn's own size (its adaptive pool is then the identity)
 
 
+# Headless Chromium with nothing that reaches the network (this machine has none): both browser
+# test modules start it with these, plus their own profile folder and window size.
+HEADLESS_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+    "--disable-extensions",
+)
+
 @contextlib.contextmanager
 def single_thread():
     """Run torch on one thread: these models are tiny, and on a shared CPU extra threads only

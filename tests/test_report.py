@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _utils import assert_self_contained, embedded_pngs, make_run_dir
+from _utils import HEADLESS_CHROMIUM_FLAGS, assert_self_contained, embedded_pngs, make_run_dir
 from PIL import Image
 
 from cnnlab.viz import write_report
@@ -107,13 +107,7 @@ def chromium_load(html_file: Path, tmp_path: Path) -> tuple[list[str], np.ndarra
     proc = subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-extensions",
+            *HEADLESS_CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'chromium-profile'}",
             "--virtual-time-budget=5000",
             "--window-size=1280,2000",

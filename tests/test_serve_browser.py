@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
-from _utils import write_digit_pngs
+from _utils import HEADLESS_CHROMIUM_FLAGS, write_digit_pngs
 from PIL import Image
 
 from cnnlab.cli import main
@@ -27,18 +27,7 @@ pytestmark = pytest.mark.skipif(
 pytest.importorskip("selenium", reason="selenium is not installed (the test extra has it)")
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-sync",
-    "--disable-extensions",
-    "--window-size=1100,900",
-)
+CHROMIUM_FLAGS = (*HEADLESS_CHROMIUM_FLAGS, "--window-size=1100,900")
 
 
 @pytest.fixture(scope="module")
