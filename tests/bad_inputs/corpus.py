@@ -142,7 +142,7 @@ def sub(argv: list[str], timeout: float = 120, user: str | None = None,
     import tempfile
 
     # RUSAGE_CHILDREN's ru_maxrss is the largest of ALL children this test process ever waited
-    # for (earlier training runs included), so the child writes its own peak at exit instead.
+    # for (earlier training runs included), so the child writes its own peak (VmHWM) at exit.
     peak_file = Path(tempfile.mkstemp(prefix="cnnlab-peak-")[1])
     cmd = [sys.executable, "-c", _PEAK_RUNNER, *argv]
     if user is not None:
@@ -172,14 +172,18 @@ def sub(argv: list[str], timeout: float = 120, user: str | None = None,
     return rc, out, err, peak_kb / 1024
 
 
-# Runs ``python -m cnnlab ARGS`` and writes the process's own peak RSS (kB) at exit.
+# Runs ``python -m cnnlab ARGS`` and writes the process's own peak RSS (kB) at exit: VmHWM, the
+# high-water mark of this program's own address space. (RUSAGE_SELF's ru_maxrss is no good here:
+# Linux carries it over exec, so it includes the forking test process's size.)
 _PEAK_RUNNER = """
-import atexit, os, resource, runpy, sys
+import atexit, os, runpy, sys
 def _peak():
     try:
+        with open("/proc/self/status") as status:
+            hwm = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
         with open(os.environ["CNNLAB_PEAK_FILE"], "w") as f:
-            f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-    except OSError:
+            f.write(hwm)
+    except (OSError, StopIteration):
         pass
 atexit.register(_peak)
 sys.argv = ["cnnlab", *sys.argv[1:]]
