@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.checkpoint import atomic_write_text
+from cnnlab.data import to_model_classes
 from cnnlab.run import EVAL_SPLITS, Run, model_logits, write_eval
 
 __all__ = ["EVAL_SPLITS", "EvalResult", "evaluate", "print_evaluation"]
@@ -100,7 +101,7 @@ def evaluate(
     bundle = data if data is not None and not isinstance(data, (str, os.PathLike)) else (
         run.load_data(data))
     images, labels = _split_tensors(bundle, split)
-    labels = _map_labels(labels, list(bundle.class_names), class_names)
+    labels = to_model_classes(labels, list(bundle.class_names), class_names)
     crop = getattr(bundle, "crop_size", None)  # stored larger: evaluated on centre crops
     _check_shape([images.shape[1], *crop] if crop else list(images.shape[1:]), meta, checkpoint)
 
@@ -139,22 +140,6 @@ def _split_tensors(bundle: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]
     if len(s) == 0:
         raise ValueError(f"split {split!r} of {getattr(bundle, 'name', 'the data')!r} is empty")
     return s.images, s.labels
-
-
-def _map_labels(
-    labels: torch.Tensor, data_names: list[str], model_names: list[str]
-) -> torch.Tensor:
-    """Re-index labels from the data's class order to the model's (by class name)."""
-    if data_names == model_names:
-        return labels.cpu()
-    missing = [n for n in data_names if n not in model_names]
-    if missing:
-        raise ValueError(
-            f"the data has classes the model was not trained on: {missing[:10]}; the model "
-            f"knows {model_names[:20]}"
-        )
-    table = torch.tensor([model_names.index(n) for n in data_names], dtype=torch.int64)
-    return table[labels.cpu()]
 
 
 def _check_shape(got: list[int], meta: dict[str, Any], checkpoint: Path) -> None:

@@ -13,7 +13,7 @@ import torch  # noqa: F401  (used by the docstring example)
 
 from cnnlab.data.augment import Augment, center_crop
 from cnnlab.data.batches import batches, num_batches
-from cnnlab.data.bundle import DataBundle, Split, channel_stats
+from cnnlab.data.bundle import DataBundle, Split, channel_stats, to_model_classes
 from cnnlab.data.images import IMAGE_EXTENSIONS, decode_image
 from cnnlab.data.normalize import Normalizer, to_float, to_float_normalized
 from cnnlab.data.prefetch import prefetch
@@ -42,6 +42,7 @@ __all__ = [
     "prefetch",
     "resolve_augment_name",
     "shard_order",
+    "to_model_classes",
     "split_pool",
     "to_float",
     "to_float_normalized",

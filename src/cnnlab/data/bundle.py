@@ -126,6 +126,30 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(round(float(m), 6) for m in mean), tuple(round(float(s), 6) for s in std)
 
 
+def to_model_classes(
+    labels: torch.Tensor, data_names: list[str], model_names: list[str]
+) -> torch.Tensor:
+    """Re-index ``labels`` from the data's class order to a model's, matching by class name.
+
+    Evaluation and the int8 export's check both score a model on data whose folders may list the
+    classes in another order (or only some of them); a class the model never saw is an error.
+
+    Example:
+        >>> to_model_classes(torch.tensor([0, 1]), ["cat", "dog"], ["dog", "cat"]).tolist()
+        [1, 0]
+    """
+    if data_names == model_names:
+        return labels.cpu()
+    missing = [n for n in data_names if n not in model_names]
+    if missing:
+        raise ValueError(
+            f"the data has classes the model was not trained on: {missing[:10]}; the model "
+            f"knows {model_names[:20]}"
+        )
+    table = torch.tensor([model_names.index(n) for n in data_names], dtype=torch.int64)
+    return table[labels.cpu()]
+
+
 @dataclass
 class DataBundle:
     """A dataset ready for training: train/val(/test) splits, class names and normalization.

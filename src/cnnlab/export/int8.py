@@ -96,13 +96,9 @@ def export_int8(
         )
     mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
     calibration = sample_calibration(bundle.train.images, calibration_size, seed)
-    names = list(bundle.class_names)
-    labels = part.labels
-    if names != list(meta["class_names"]):  # the model's class order decides the label index
-        missing = [n for n in names if n not in meta["class_names"]]
-        if missing:
-            raise ValueError(f"the data has classes the model does not know: {missing[:10]}")
-        labels = labels.new_tensor([list(meta["class_names"]).index(n) for n in names])[labels]
+    from cnnlab.data import to_model_classes  # the model's class order decides the label index
+
+    labels = to_model_classes(part.labels, list(bundle.class_names), list(meta["class_names"]))
     result = quantize_model(
         model,
         meta,
