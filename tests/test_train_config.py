@@ -62,7 +62,7 @@ def test_saved_yaml_round_trips(tmp_path):
         ("schedule", "linear", "schedule must be one of"),
         ("lr", -1.0, "lr must be > 0"),
         ("label_smoothing", 1.0, "label_smoothing must be"),
-        ("precision", "fp16", "precision must be one of"),
+        ("precision", "fp8", "precision must be one of"),
         ("device", "tpu", "device must be one of"),
         ("freeze", "head", "freeze must be"),
         ("lr", "fast", "lr must be a number"),

@@ -66,6 +66,7 @@ def evaluate(
     batch_size: int = 256,
     save: bool = True,
     tta: str = "none",
+    logits: torch.Tensor | None = None,
 ) -> EvalResult:
     """Evaluate the run's ``best`` (else ``last``) checkpoint on ``split`` of its data.
 
@@ -79,6 +80,9 @@ def evaluate(
         batch_size: images per forward pass.
         save: write the result files under ``run_dir/eval/<split>/``.
         tta: test-time augmentation, ``none``, ``flip`` or ``crops`` (:mod:`cnnlab.tta`).
+        logits: the split's logits (N, K) in image order, already computed (a torchrun run
+            gathers them from its processes; ``tta`` must then be ``none``); None runs the
+            model here.
 
     Returns:
         An :class:`EvalResult`.
@@ -109,9 +113,14 @@ def evaluate(
     from cnnlab.calibration import reliability
     from cnnlab.tta import tta_logits
 
-    logits = tta_logits(
-        lambda x: model_logits(model, x, norm["mean"], norm["std"], batch_size, size=crop),
-        images, tta)  # (N, K); with TTA: log of the views' mean probabilities
+    if logits is None:
+        logits = tta_logits(
+            lambda x: model_logits(model, x, norm["mean"], norm["std"], batch_size, size=crop),
+            images, tta)  # (N, K); with TTA: log of the views' mean probabilities
+    elif tta != "none":
+        raise ValueError(f"tta={tta!r} needs the model to run here; pass logits=None")
+    elif len(logits) != len(labels):
+        raise ValueError(f"logits has {len(logits)} rows for {len(labels)} {split} images")
     result = _metrics(logits, labels, class_names)
     calibration = reliability(logits.softmax(1), labels)
     result.metrics.update(

@@ -11,6 +11,16 @@ import sys
 from typing import Any
 
 _NONE = ("none", "null")
+_TORCHRUN = """\
+many processes (torch.distributed, DDP; --batch-size is the global batch, split evenly):
+  one machine, N processes (GPUs, or gloo on CPUs):
+    torchrun --standalone --nproc-per-node=N -m cnnlab train ARGS
+  M machines (run on each, R = 0..M-1):
+    torchrun --nnodes=M --node-rank=R --nproc-per-node=N --rdzv-backend=c10d \\
+             --rdzv-endpoint=HOST:PORT -m cnnlab train ARGS
+  add --max-restarts=K to resume from the last checkpoint after a failed process;
+  one process on a chosen GPU: cnnlab train --device cuda:1 ARGS
+"""
 
 
 def _converter(kind: type, optional: bool, name: str) -> Any:
@@ -38,6 +48,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Precedence: defaults < --preset < --config YAML < flags."
         ),
         argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_TORCHRUN,
     )
     parser.add_argument("--config", metavar="YAML", help="read settings from a YAML file")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last epoch")

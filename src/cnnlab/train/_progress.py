@@ -81,3 +81,19 @@ class TrainPrinter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class SilentPrinter(TrainPrinter):
+    """The printer of every torchrun process but rank 0: prints nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(quiet=True)
+
+    def log(self, message: str) -> None:
+        """Print nothing."""
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, lr: float = 0.0) -> None:
+        """Open no bar."""
+
+    def end_epoch(self, row: dict[str, Any], epochs: int, best: bool) -> None:
+        """Print nothing."""

@@ -25,6 +25,13 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' is not available here (no CUDA GPU); use --device cpu")
+    if name.startswith("cuda:"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(name[5:]) >= count:
+            raise ValueError(
+                f"device {name!r} is not available here ({count} CUDA GPU(s): "
+                f"{', '.join(f'cuda:{i}' for i in range(count)) or 'none'}); use --device cpu"
+            )
     if name == "mps" and not has_mps:
         raise ValueError("device 'mps' is not available here (no Apple GPU); use --device cpu")
     return torch.device(name)
@@ -212,12 +219,21 @@ def autocast_factory(cfg: TrainConfig, device: torch.device) -> Any:
     """A zero-argument callable returning the autocast context for ``cfg.precision``."""
     if cfg.precision == "fp32":
         return None
-    device_type = "cuda" if device.type == "cuda" else "cpu"  # mps: bf16 autocast via cpu rules
+    device_type = "cuda" if device.type == "cuda" else "cpu"  # mps: autocast via cpu rules
+    dtype = torch.float16 if cfg.precision == "fp16" else torch.bfloat16
 
     def ctx() -> Any:
-        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device_type, dtype=dtype)
 
     return ctx
+
+
+def grad_scaler(cfg: TrainConfig, device: torch.device) -> Any:
+    """``torch.amp.GradScaler`` for fp16 (None otherwise): scales the loss so that small fp16
+    gradients do not flush to zero, and skips a step whose gradients overflowed."""
+    if cfg.precision != "fp16":
+        return None
+    return torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu")
 
 
 def summary_json(model: nn.Module, input_size: list[int]) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SPLITS = ("train", "val", "test")
 CACHES = ("auto", "ram", "disk")
@@ -106,7 +107,12 @@ class TrainConfig:
     max_steps: int | None = option(
         None, "stop after this many optimizer steps (smoke runs, benchmarks)"
     )
-    batch_size: int = option(64, "images per optimizer step")
+    batch_size: int = option(
+        64, "images per forward pass, global (split over torchrun's processes)"
+    )
+    accumulate: int = option(
+        1, "forward/backward passes per optimizer step (step = batch x accumulate)"
+    )
     optimizer: str = option("adamw", "adam | adamw | sgd")
     lr: float = option(3e-3, "peak learning rate (per image batch, not scaled with batch size)")
     momentum: float = option(0.9, "SGD momentum (Adam/AdamW: beta1)")
@@ -149,9 +155,12 @@ class TrainConfig:
     )
 
     # --- speed --------------------------------------------------------------------------------
-    device: str = option("auto", "auto | cpu | cuda | mps   (auto: cuda, else mps, else cpu)")
-    precision: str = option(
-        "fp32", "fp32 | bf16 (autocast; ~10x slower on CPUs without bf16 units)"
+    device: str = option(
+        "auto", "auto | cpu | cuda | cuda:N | mps (under torchrun: cuda:LOCAL_RANK)"
+    )
+    precision: str = option("fp32", "fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)")
+    sync_bn: bool = option(
+        False, "under torchrun: batch norm statistics over all processes (CUDA)"
     )
     channels_last: bool = option(True, "NHWC memory format: faster convolutions on CPU and GPU")
     compile: bool = option(False, "torch.compile the model (slow to start; helps on GPUs)")
@@ -181,12 +190,14 @@ class TrainConfig:
 
         check_int("epochs", self.epochs, min_value=1)
         check_int("batch_size", self.batch_size, min_value=1)
+        check_int("accumulate", self.accumulate, min_value=1)
         check_int("seed", self.seed, min_value=0)
         check_int("step_size", self.step_size, min_value=1)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("device", self.device, DEVICES)
+        if not re.fullmatch(r"cuda:\d+", str(self.device)):
+            check_choice("device", self.device, DEVICES)
         if self.eval_split is not None:
             check_choice("eval_split", self.eval_split, SPLITS)
         check_choice("cache", self.cache, CACHES)

@@ -35,20 +35,22 @@ from cnnlab.checkpoint import (
     save_checkpoint,
     save_state,
 )
-from cnnlab.train import _setup
-from cnnlab.train._batches import Normalizer, num_train_batches
-from cnnlab.train._epoch import EpochContext, TrainingDiverged, train_epoch
-from cnnlab.train._progress import TrainPrinter
+from cnnlab.train import _setup, distributed
+from cnnlab.train._batches import Normalizer, predict_logits
+from cnnlab.train._epoch import EpochContext, TrainingDiverged, num_train_steps, train_epoch
+from cnnlab.train._progress import SilentPrinter, TrainPrinter
 from cnnlab.train._rng import get_rng_state, seed_everything, set_rng_state
 from cnnlab.train._rundir import create_run_dir, write_metrics
 from cnnlab.train.config import TrainConfig, build_config, check_keys, read_yaml
+from cnnlab.train.distributed import World
 from cnnlab.train.ema import EMA_CHECKPOINT
-from cnnlab.train.monitor import best_choice, is_better, monitored, score_split
+from cnnlab.train.monitor import best_choice, is_better, monitored, score_split, split_metrics
 from cnnlab.train.recipe import build_recipe
 
 # Settings that may change when a run is resumed; anything else would silently change the run.
 RESUME_OVERRIDABLE = ("epochs", "patience", "device", "quiet", "report", "eval_split",
                       "tensorboard", "data_dir", "cache_dir", "threads", "cache")
+LAUNCH_FILE = "launch.json"  # how the run was launched: processes, precision, batch, torchrun id
 _RESIDENT_BYTES = 2 << 30  # keep a split on the GPU when its uint8 images fit in 2 GiB
 _PREFETCH = 3  # batches a thread gathers ahead from a disk store
 
@@ -125,33 +127,94 @@ def fit(
         True
     """
     check_keys(options, "fit()")
+    world = distributed.init_from_env()
+    try:
+        result = _fit(config, data, resume, config_file, options, world)
+        # No rank leaves the group (closing its connections) while a peer is still inside a
+        # collective: gloo would abort that peer.
+        distributed.barrier()
+        return result
+    finally:
+        distributed.finish(world)
+
+
+def _fit(
+    config: TrainConfig | None, data: Any, resume: str | os.PathLike | None,
+    config_file: str | os.PathLike | None, options: dict[str, Any], world: World,
+) -> TrainResult:
     if resume is not None:
         if config is not None or config_file is not None:
             raise ValueError("resume continues a run with its saved config; pass options only")
-        return _resume(Path(resume), data, options)
+        return _resume(Path(resume), data, options, world)
     if config is None:
         cfg = build_config(options, config_file)
     else:
         cfg = dataclasses.replace(config, **options) if options else config.validate()
-    printer = TrainPrinter(cfg.quiet)
+    restarted = distributed.on_main(lambda: _restarted_run(cfg))
+    if restarted is not None:  # torchrun restarted the group: continue the run it was training
+        return _resume(Path(restarted), data, options, world)
+    _check_world(cfg, world)
+    printer = _printer(cfg.quiet, world)
     if data is not None and getattr(data, "name", None) and data.name != cfg.dataset:
         cfg = dataclasses.replace(cfg, dataset=str(data.name))  # config.yaml says what trained
     pretrained = _setup.pretrained_source(cfg)  # read once: for the data and for the model
-    bundle = data if data is not None else _setup.load_bundle(cfg, pretrained)
-    run_dir = create_run_dir(cfg.out_dir, cfg.dataset, cfg.model, cfg.name)
-    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    atomic_write_text(run_dir / "data.json", json.dumps(_data_json(bundle), indent=2))
+    bundle = data if data is not None else _load_bundle(cfg, pretrained)
+
+    def new_run_dir() -> str:
+        run_dir = create_run_dir(cfg.out_dir, cfg.dataset, cfg.model, cfg.name)
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        atomic_write_text(run_dir / "data.json", json.dumps(_data_json(bundle), indent=2))
+        return str(run_dir)
+
+    run_dir = Path(distributed.on_main(new_run_dir))
     try:
-        return _Run(cfg, run_dir, bundle, printer, state=None, pretrained=pretrained).run()
+        return _Run(cfg, run_dir, bundle, printer, state=None, pretrained=pretrained,
+                    world=world).run()
     except BaseException:
         # A run that stops before its first checkpoint (a bad --pretrained, a model that does
         # not fit the data) holds nothing worth keeping: don't leave an empty run behind.
-        if not (run_dir / STATE_FILE).exists() and not any(run_dir.glob("*.safetensors")):
+        if world.is_main and not (run_dir / STATE_FILE).exists() and not any(
+                run_dir.glob("*.safetensors")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
-def _resume(run_dir: Path, data: Any, options: dict[str, Any]) -> TrainResult:
+def _resume(run_dir: Path, data: Any, options: dict[str, Any], world: World) -> TrainResult:
+    # Rank 0 alone reads the run directory and hands config and state to the others.
+    saved, state, removed = distributed.on_main(lambda: _read_resume(run_dir, options))
+    cfg = TrainConfig(**{**saved, **options})
+    trained_by = int(state.get("world_size", 1))
+    how = ("plain cnnlab train" if trained_by == 1
+           else f"torchrun --nproc-per-node={trained_by} in all")
+    if trained_by != world.world_size:
+        raise ValueError(
+            f"cannot resume {str(run_dir)!r} with {world.world_size} process(es): it was trained "
+            f"by {trained_by}, and each process's random streams (augmentation, dropout) are "
+            f"saved for that count; resume it with {trained_by} "
+            f"({how})"
+        )
+    _check_world(cfg, world)
+    printer = _printer(cfg.quiet, world)
+    if state["epoch"] >= cfg.epochs:
+        printer.log(
+            f"run {run_dir} already finished all {cfg.epochs} epochs; raise --epochs to "
+            f"continue it (e.g. --resume {run_dir} --epochs {cfg.epochs + 5})"
+        )
+    if removed:
+        printer.log(f"removed {removed} temporary file(s) left by an interrupted write")
+    printer.log(f"resuming {run_dir} after epoch {state['epoch']}")
+    if world.is_main:
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    pretrained = _setup.pretrained_source(cfg)
+    bundle = data if data is not None else _load_bundle(cfg, pretrained)
+    return _Run(cfg, run_dir, bundle, printer, state=state, pretrained=pretrained,
+                world=world).run()
+
+
+def _read_resume(
+    run_dir: Path, options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    # (saved config, training state, temporary files removed); rank 0 only.
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(
             f"cannot resume {str(run_dir)!r}: no config.yaml there (is it a run directory "
@@ -164,7 +227,7 @@ def _resume(run_dir: Path, data: Any, options: dict[str, Any]) -> TrainResult:
             f"--resume continues {str(run_dir)!r} with its saved settings; these cannot change: "
             f"{', '.join(changed)} (changeable: {', '.join(RESUME_OVERRIDABLE)})"
         )
-    cfg = TrainConfig(**{**saved, **options})
+    TrainConfig(**{**saved, **options})  # check the merged settings before loading the state
     state_file = run_dir / STATE_FILE
     if not state_file.is_file():
         remove_stale_temporaries(run_dir)
@@ -175,20 +238,46 @@ def _resume(run_dir: Path, data: Any, options: dict[str, Any]) -> TrainResult:
     state = load_state(state_file)
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
         raise ValueError(f"training state {str(state_file)!r} holds no epoch number; it is corrupt")
-    removed = remove_stale_temporaries(run_dir)
-    printer = TrainPrinter(cfg.quiet)
-    if state["epoch"] >= cfg.epochs:
-        printer.log(
-            f"run {run_dir} already finished all {cfg.epochs} epochs; raise --epochs to "
-            f"continue it (e.g. --resume {run_dir} --epochs {cfg.epochs + 5})"
+    return saved, state, remove_stale_temporaries(run_dir)
+
+
+def _restarted_run(cfg: TrainConfig) -> str | None:
+    """After torchrun restarted the group: the run directory this launch was training, if any.
+
+    A run directory records the launch's rendezvous id in ``launch.json``; one that holds a
+    training state is resumed, one killed before its first epoch ended is started afresh.
+    """
+    run_id = distributed.elastic_run_id()
+    if distributed.restart_count() == 0 or run_id is None:
+        return None
+    for launch in sorted(Path(cfg.out_dir).glob(f"*/{LAUNCH_FILE}")):
+        try:
+            if json.loads(launch.read_text(encoding="utf-8")).get("torchrun_run_id") != run_id:
+                continue
+        except (OSError, ValueError):
+            continue
+        if (launch.parent / STATE_FILE).is_file():
+            return str(launch.parent)
+        shutil.rmtree(launch.parent, ignore_errors=True)  # no epoch finished: start again
+    return None
+
+
+def _check_world(cfg: TrainConfig, world: World) -> None:
+    if cfg.batch_size % world.world_size:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} is the global batch and must divide by the number of "
+            f"processes ({world.world_size}); use a multiple of {world.world_size}, e.g. "
+            f"{max(1, cfg.batch_size // world.world_size) * world.world_size}"
         )
-    if removed:
-        printer.log(f"removed {removed} temporary file(s) left by an interrupted write")
-    printer.log(f"resuming {run_dir} after epoch {state['epoch']}")
-    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    pretrained = _setup.pretrained_source(cfg)
-    bundle = data if data is not None else _setup.load_bundle(cfg, pretrained)
-    return _Run(cfg, run_dir, bundle, printer, state=state, pretrained=pretrained).run()
+
+
+def _printer(quiet: bool, world: World) -> TrainPrinter:
+    return TrainPrinter(quiet) if world.is_main else SilentPrinter()
+
+
+def _load_bundle(cfg: TrainConfig, pretrained: Any) -> Any:
+    # Rank 0 first (it writes the decoded-image cache), then the others read it.
+    return distributed.on_main(lambda: _setup.load_bundle(cfg, pretrained), then_others=True)
 
 
 def _data_json(bundle: Any) -> dict[str, Any]:
@@ -200,13 +289,15 @@ class _Run:
 
     def __init__(
         self, cfg: TrainConfig, run_dir: Path, bundle: Any, printer: TrainPrinter,
-        state: dict[str, Any] | None, pretrained: Any = None,
+        state: dict[str, Any] | None, pretrained: Any = None, world: World | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.bundle, self.printer = cfg, run_dir, bundle, printer
         self.state = state
         self.pretrained = pretrained  # cnnlab.transfer.PretrainedInfo of --pretrained, or None
-        self.device = _setup.resolve_device(cfg.device)
+        self.world = world or World()
+        self.device = distributed.resolve_device(cfg.device, self.world, _setup.resolve_device)
         self.autocast = _setup.autocast_factory(cfg, self.device)
+        self.scaler = _setup.grad_scaler(cfg, self.device)
 
     def run(self) -> TrainResult:
         threads = torch.get_num_threads()
@@ -218,16 +309,27 @@ class _Run:
             torch.set_num_threads(threads)
 
     def _run(self) -> TrainResult:
-        cfg, printer = self.cfg, self.printer
-        generator = seed_everything(cfg.seed)
+        cfg, printer, world = self.cfg, self.printer, self.world
+        # Process r seeds torch/NumPy/Python with seed + r (its own dropout and augmentation
+        # streams; rank 0's are a single process's), the epoch order with seed on every rank.
+        generator = seed_everything(cfg.seed + world.rank)
+        augment_generator = None
+        if world.distributed:
+            generator.manual_seed(cfg.seed)
+            augment_generator = torch.Generator().manual_seed(cfg.seed * 65536 + world.rank + 1)
         setup = _setup.build_model(cfg, self.bundle, self.pretrained)
         model = setup.model.to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and world.distributed:
+            if self.device.type != "cuda":
+                raise ValueError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on "
+                                 "GPUs only); leave it out on the CPU")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         train, val = self._resident(self.bundle.train), self._resident(self.bundle.val)
         if len(train) == 0:
             raise ValueError(f"dataset {cfg.dataset!r} has no training images")
-        steps = num_train_batches(len(train), cfg.batch_size)
+        steps = num_train_steps(len(train), cfg.batch_size, cfg.accumulate, world.world_size)
         optimizer, scheduler = _setup.build_optimization(cfg, model, steps)
         input_size = tuple(getattr(self.bundle, "input_size", self.bundle.image_size))
         self.meta_base = {
@@ -235,6 +337,7 @@ class _Run:
             "class_names": list(self.bundle.class_names),
             "normalization": {"mean": setup.mean, "std": setup.std},
             "input_size": [self.bundle.in_channels, *input_size],
+            "training": self._training_info(),
         }
         if getattr(self.bundle, "crop_size", None) is not None:  # evaluate as resize + crop
             self.meta_base["resize_size"] = int(min(self.bundle.image_size))
@@ -252,26 +355,36 @@ class _Run:
             model.load_state_dict(s["model"])
             optimizer.load_state_dict(s["optimizer"])
             scheduler.load_state_dict(s["scheduler"])
-            set_rng_state(s["rng"], generator)
+            set_rng_state(s["rng_ranks"][world.rank] if world.distributed else s["rng"],
+                          generator)
+            if augment_generator is not None:
+                augment_generator.set_state(s["rng_ranks"][world.rank]["augment"])
+            if self.scaler is not None and s.get("scaler"):
+                self.scaler.load_state_dict(s["scaler"])
             history, best, bad_epochs = list(s["history"]), dict(s["best"]), s["bad_epochs"]
             if recipe.ema is not None:
                 recipe.ema.load_state_dict(s["ema"])
                 best_ema = dict(s["best_ema"])
             start_epoch = s["epoch"] + 1
-            write_metrics(self.run_dir / "metrics.csv", history)  # drop rows of a lost epoch
+            if world.is_main:  # drop rows of a lost epoch
+                write_metrics(self.run_dir / "metrics.csv", history)
         else:
             for message in setup.messages:
                 printer.log(message)
-            self._write_summary(model)
+            if world.is_main:
+                self._write_summary(model)
+        if world.is_main:
+            atomic_write_text(self.run_dir / LAUNCH_FILE,
+                              json.dumps(self._training_info(launch=True), indent=2))
         self._print_start(model, start_epoch)
         printer.log(recipe.describe())
         self.recipe = recipe
         crop = getattr(self.bundle, "crop_size", None)
         normalizer = Normalizer(setup.mean, setup.std, self.device, cfg.channels_last, crop)
         stored = getattr(train.images, "is_stored", False)
+        self.augment_generator = augment_generator
         ctx = EpochContext(
-            model=torch.compile(model) if cfg.compile else model,
-            images=train.images, labels=train.labels, normalizer=normalizer,
+            model=model, images=train.images, labels=train.labels, normalizer=normalizer,
             augment=augment, optimizer=optimizer, scheduler=scheduler,
             criterion=recipe.criterion,
             generator=generator, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip,
@@ -279,8 +392,13 @@ class _Run:
             max_steps=cfg.max_steps, prefetch=_PREFETCH if stored else 0,
             steps_done=sum(r.get("steps", steps) for r in history),
             mix=recipe.mixer, ema=recipe.ema, sampler=recipe.sampler,
+            accumulate=cfg.accumulate, world=world, augment_generator=augment_generator,
+            scaler=self.scaler,
         )
-        writer = self._tensorboard()
+        self._wrap(ctx, model)
+        # Validation runs the plain model under torchrun: each process scores its own share.
+        eval_model = model if world.distributed else ctx.model
+        writer = self._tensorboard() if world.is_main else None
         started, started_cpu = time.perf_counter(), time.process_time()
         stopped = "completed" if start_epoch <= cfg.epochs else "already_complete"
         if cfg.max_steps is not None and ctx.steps_done >= cfg.max_steps:
@@ -289,6 +407,7 @@ class _Run:
             for epoch in range(start_epoch, cfg.epochs + 1):
                 if cfg.unfreeze_at == epoch:
                     printer.log(_setup.unfreeze_all(cfg, model, optimizer, scheduler))
+                    self._wrap(ctx, model)  # DDP must know the newly trainable parameters
                 printer.start_epoch(epoch, cfg.epochs, steps, optimizer.param_groups[0]["lr"])
                 try:
                     row = {"epoch": epoch, **train_epoch(ctx, printer.step, epoch)}
@@ -299,11 +418,13 @@ class _Run:
                 finally:
                     printer.close()
                 row["steps"] = ctx.steps_done - sum(r.get("steps", steps) for r in history)
-                row.update(score_split(ctx.model, val.images, val.labels, normalizer,
-                                       self.autocast))
+                if row.get("skipped_steps"):
+                    printer.log(f"fp16: {row['skipped_steps']} of {row['steps']} optimizer "
+                                "steps skipped (inf/NaN gradients); loss scale now "
+                                f"{self.scaler.get_scale():g}")
+                row.update(self._score(eval_model, val, normalizer))
                 if recipe.ema is not None:  # the EMA weights, validated beside the raw ones
-                    ema_row = score_split(recipe.ema.module, val.images, val.labels, normalizer,
-                                          self.autocast)
+                    ema_row = self._score(recipe.ema.module, val, normalizer)
                     row.update({f"ema_{k}": v for k, v in ema_row.items()})
                 # Seconds since this session's first epoch began (wall, CPU); not in metrics.csv.
                 row["elapsed_s"] = time.perf_counter() - started
@@ -332,7 +453,10 @@ class _Run:
                     printer.log(f"stopped after --max-steps {cfg.max_steps} optimizer steps "
                                 f"(epoch {epoch})")  # fmt: skip
                     break
-                if cfg.patience is not None and bad_epochs >= cfg.patience:
+                # Every rank computed the same numbers; rank 0's decision is broadcast anyway,
+                # so that no process can go on training while another stops.
+                if distributed.broadcast_object(
+                        cfg.patience is not None and bad_epochs >= cfg.patience):
                     stopped = "early_stopping"
                     printer.log(
                         f"early stopping: no better {cfg.monitor} for {cfg.patience} "
@@ -345,6 +469,52 @@ class _Run:
         return self._finish(history, best, stopped)
 
     # --- pieces ---------------------------------------------------------------------------------
+
+    def _wrap(self, ctx: EpochContext, model: nn.Module) -> None:
+        """The module the epoch calls: DDP over ``model`` under torchrun, compiled if asked."""
+        module: nn.Module = model
+        ctx.no_sync = None
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DistributedDataParallel(model, device_ids=ids)
+            ctx.no_sync = module.no_sync
+        ctx.model = torch.compile(module) if self.cfg.compile else module
+
+    def _training_info(self, launch: bool = False) -> dict[str, Any]:
+        """Precision, processes, accumulation and batch sizes (checkpoint metadata, launch.json)."""
+        cfg, world = self.cfg, self.world
+        info: dict[str, Any] = {
+            "precision": cfg.precision, "world_size": world.world_size,
+            "accumulate": cfg.accumulate, "batch_size": cfg.batch_size,
+            "per_process_batch": cfg.batch_size // world.world_size,
+            "effective_batch": cfg.batch_size * cfg.accumulate,
+        }
+        if launch:
+            info.update(device=str(self.device), backend=(
+                str(torch.distributed.get_backend()) if world.distributed else None),
+                torchrun_run_id=distributed.elastic_run_id(),
+                torchrun_restart_count=distributed.restart_count())
+        return info
+
+    def _score(self, model: nn.Module, split: Any, normalizer: Normalizer) -> dict[str, float]:
+        """The validation metrics of ``model`` on ``split`` (:func:`monitor.split_metrics`).
+
+        Under torchrun each process scores its contiguous share (no padding) of the split with
+        the plain model, and the logits are gathered in image order, so every rank computes the
+        same metrics (macro F1 and balanced accuracy need every prediction, not sums) over every
+        image exactly once, and takes the same best-checkpoint and early-stopping decisions.
+        """
+        world = self.world
+        if not world.distributed or len(split.labels) == 0:
+            return score_split(model, split.images, split.labels, normalizer, self.autocast)
+        n = len(split.labels)
+        lo, hi = distributed.shard_bounds(n, world)
+        local = (predict_logits(model, split.images[lo:hi], normalizer, autocast=self.autocast)
+                 if hi > lo else torch.zeros(0, self.bundle.num_classes))
+        logits = distributed.gather_rows(local.float(), n, world)  # (N, K) on every rank
+        return split_metrics(logits, split.labels)
 
     def _resident(self, split: Any) -> Any:
         """Move a split to the GPU once when it fits, so batches never cross the bus."""
@@ -391,9 +561,21 @@ class _Run:
                   else "no epochs left to train")
         self.printer.log(
             f"model {self.cfg.model} ({n_params:,} parameters) on {self.device}, "
-            f"{self.cfg.precision}{', channels_last' if self.cfg.channels_last else ''}; "
+            f"{self.cfg.precision}{', channels_last' if self.cfg.channels_last else ''}"
+            f"{self._scale_text()}; "
             f"{epochs}; run directory {self.run_dir}"
         )
+
+    def _scale_text(self) -> str:
+        cfg, w = self.cfg, self.world
+        parts = []
+        if w.distributed:
+            parts.append(f"{w.world_size} processes x {cfg.batch_size // w.world_size} images")
+        if cfg.accumulate > 1:
+            parts.append(f"{cfg.accumulate} accumulation steps")
+        if parts:
+            parts.append(f"effective batch {cfg.batch_size * cfg.accumulate}")
+        return (", " + ", ".join(parts)) if parts else ""
 
     def _save_epoch(
         self, model: nn.Module, optimizer: Any, scheduler: Any, generator: torch.Generator,
@@ -403,26 +585,40 @@ class _Run:
     ) -> None:
         # Order: the resume state (one atomic file with the weights) first, then checkpoints
         # and metrics; a kill in between leaves a state that resumes to the same result.
-        save_state(self.run_dir / STATE_FILE, {
-            "epoch": row["epoch"], "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": get_rng_state(generator), "history": history, "best": best,
-            "bad_epochs": bad_epochs,
-            **({"ema": self.recipe.ema.state_dict(), "best_ema": best_ema}
-               if self.recipe.ema is not None else {}),
-        })
-        meta = {**self.meta_base, "epoch": row["epoch"], "metrics": row,
-                "recipe": self.recipe.info, "weights": "raw"}
-        save_checkpoint(self.run_dir / "last.safetensors", model, meta)
-        if improved:
-            save_checkpoint(self.run_dir / "best.safetensors", model, meta)
-        if ema_improved:
-            save_checkpoint(self.run_dir / EMA_CHECKPOINT, self.recipe.ema.module,
-                            {**meta, "weights": "ema", "ema_decay": self.recipe.ema.decay})
-        if self.recipe.ema is not None:
-            atomic_write_text(self.run_dir / BEST_FILE, json.dumps(
-                best_choice(best, best_ema or {}, self.cfg.monitor), indent=2))
-        write_metrics(self.run_dir / "metrics.csv", history)
+        # Under torchrun every process's random streams go to rank 0, the only writer; the
+        # others wait at the barrier until the files are complete. The EMA is the same on
+        # every rank (it averages parameters DDP keeps in sync), so rank 0's is saved.
+        rng = get_rng_state(generator)
+        if self.augment_generator is not None:
+            rng["augment"] = self.augment_generator.get_state()
+        every_rng = distributed.all_gather_object(rng) if self.world.distributed else None
+        ema = self.recipe.ema
+        if self.world.is_main:
+            state = {
+                "epoch": row["epoch"], "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": rng, "history": history, "best": best, "bad_epochs": bad_epochs,
+                "world_size": self.world.world_size,
+                **({"ema": ema.state_dict(), "best_ema": best_ema} if ema is not None else {}),
+            }
+            if every_rng is not None:
+                state["rng_ranks"] = every_rng
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
+            save_state(self.run_dir / STATE_FILE, state)
+            meta = {**self.meta_base, "epoch": row["epoch"], "metrics": row,
+                    "recipe": self.recipe.info, "weights": "raw"}
+            save_checkpoint(self.run_dir / "last.safetensors", model, meta)
+            if improved:
+                save_checkpoint(self.run_dir / "best.safetensors", model, meta)
+            if ema_improved:
+                save_checkpoint(self.run_dir / EMA_CHECKPOINT, ema.module,
+                                {**meta, "weights": "ema", "ema_decay": ema.decay})
+            if ema is not None:
+                atomic_write_text(self.run_dir / BEST_FILE, json.dumps(
+                    best_choice(best, best_ema or {}, self.cfg.monitor), indent=2))
+            write_metrics(self.run_dir / "metrics.csv", history)
+        distributed.barrier()
 
     def _diverged_message(self, exc: Exception, history: list[dict[str, Any]]) -> str:
         last = self.run_dir / "last.safetensors"
@@ -448,21 +644,48 @@ class _Run:
         if split is not None and history:
             available = self.bundle.splits() if hasattr(self.bundle, "splits") else {}
             if split in available and len(available[split]) > 0:
-                from cnnlab.evaluation import evaluate
-
-                result.eval = evaluate(self.run_dir, split=split, data=self.bundle,
-                                       device=str(self.device)).metrics
+                result.eval = self._final_eval(split, available[split])
                 e = result.eval
                 top5 = (f", top-5 {e['top5_accuracy']:.4f}"
                         if e.get("top5_accuracy") is not None else "")
                 printer.log(f"{split} accuracy {e['accuracy']:.4f}{top5} "
                             f"({e['num_images']} images, eval/{split}/)")
-        if cfg.report:
+        if cfg.report and self.world.is_main:
             self._report()
+        distributed.barrier()  # the run directory is complete before any process returns
         printer.log(f"run directory: {self.run_dir}")
         printer.log(f"next: cnnlab evaluate {self.run_dir}  |  cnnlab predict {self.run_dir} "
                     "IMAGE_OR_DIR")
         return result
+
+    def _final_eval(self, split: str, data: Any) -> dict[str, Any]:
+        """Score the best checkpoint on ``split``; under torchrun each process scores its share.
+
+        Rank 0 reads the checkpoint and hands its weights to the others; their logits are
+        gathered in image order (no padding, so each image counts once) and rank 0 scores and
+        writes ``eval/<split>/``; every rank returns the same metrics.
+        """
+        from cnnlab.evaluation import evaluate
+
+        if not self.world.distributed:
+            return evaluate(self.run_dir, split=split, data=self.bundle,
+                            device=str(self.device)).metrics
+        from cnnlab.checkpoint import build_model, read_checkpoint, resolve_checkpoint
+        from cnnlab.run import model_logits
+
+        weights, meta = distributed.on_main(
+            lambda: read_checkpoint(resolve_checkpoint(self.run_dir, "best")))
+        model = build_model(meta)
+        model.load_state_dict(weights)
+        model.to(self.device).eval()
+        norm = meta["normalization"]
+        lo, hi = distributed.shard_bounds(len(data), self.world)
+        local = model_logits(model, data.images[lo:hi], norm["mean"], norm["std"],
+                             size=getattr(self.bundle, "crop_size", None))
+        logits = distributed.gather_rows(local.reshape(hi - lo, -1), len(data), self.world)
+        return distributed.on_main(lambda: evaluate(
+            self.run_dir, split=split, data=self.bundle, device=str(self.device),
+            logits=logits).metrics)
 
     def _report(self) -> None:
         try:
