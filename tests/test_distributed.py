@@ -136,6 +136,16 @@ def test_accumulate_2_at_batch_32_equals_batch_64(tmp, one_process):
                                 "effective_batch": 64}
 
 
+def test_accumulate_with_class_weights_equals_the_larger_batch(tmp):
+    # The weighted loss's mean divides by the batch's weight sum, not its count: each
+    # micro-batch counts by its share of the step's weight.
+    opts = {**SAME, **_paths(tmp), "class_weights": "auto", "eval_split": None, "epochs": 1}
+    big = fit(**opts, name="cw64")
+    acc = fit(**{**opts, "batch_size": 32, "accumulate": 2}, name="cw32x2")
+    assert _max_diff(big.run_dir, acc.run_dir) <= 1e-5
+    assert big.history[0]["train_loss"] == pytest.approx(acc.history[0]["train_loss"], abs=1e-6)
+
+
 def test_max_steps_counts_optimizer_steps_when_accumulating(tmp):
     # 256 images at batch 32 x 2 micro-batches: 4 optimizer steps an epoch; 5 ends in epoch 2.
     run = fit(**{**SAME, "batch_size": 32, "accumulate": 2, "epochs": 3, "max_steps": 5},
