@@ -1,22 +1,28 @@
 """Augmentation policies with per-image random parameters: RandAugment, TrivialAugmentWide,
 AutoAugment, random erasing with a probability, vertical flip (``--augment ...,ra,erase=0.25``).
 
-The operations are torchvision's own ``transforms.v2`` classes (Cubuk et al. 2019 RandAugment,
-Müller & Hutter 2021 TrivialAugment, Cubuk et al. 2018 AutoAugment, Zhong et al. 2017 random
-erasing). Called on a batch, each of them draws ONE operation and magnitude for the whole batch;
-the papers and timm draw them per image. So :class:`PolicyAugment` calls the transform once per
-image of the batch, on the batch's own device and dtype (uint8 works and is what the policies are
-defined on). We chose this over writing batched versions of the 14 operations ourselves, and over
-kornia's batched ``kornia.augmentation.auto`` (not a dependency of cnnlab), after measuring the
-loop: on a batch of 128 uint8 32x32 RGB images on 2 AMD EPYC Zen 4 cores it costs 31 ms
-(RandAugment N=2, M=9), 18 ms (TrivialAugmentWide), 21 ms (AutoAugment CIFAR-10) and 3 ms
-(RandomErasing), i.e. 0.03-0.25 ms per image, against 52 ms for simple_cnn's training step
-on the same batch; batch-level calls cost 0.05-1.7 ms but give every image the same operation.
-``benchmarks/recipe.py`` reports the whole run's wall time with each policy on.
+The policies are torchvision's (Cubuk et al. 2019 RandAugment, Müller & Hutter 2021
+TrivialAugment, Cubuk et al. 2018 AutoAugment, Zhong et al. 2017 random erasing): the same
+operations, magnitude bins, signs, learned sub-policies and erasing boxes. Called on a batch,
+torchvision's transforms draw ONE operation and magnitude for the whole batch; the papers and
+timm draw them per image. So the policies here (:mod:`cnnlab.data.auto_augment`) draw per image
+and run batched: the batch is grouped by the operation each image drew, and each operation runs
+once on its sub-batch with a per-image magnitude tensor (:mod:`cnnlab.data.policy_ops`: colour
+operations as tensor maths broadcast over (n, 1, 1, 1), rotate/shear/translate as one grid of
+per-image affine matrices and one ``grid_sample``). They work on uint8 (the policies' native
+type) or [0, 1] floats, on the batch's device.
 
-Randomness: torchvision draws from torch's global generator; each call draws one seed from the
-caller's generator and runs the loop under it (``torch.random.fork_rng``), so a seed reproduces
-the augmentation and a resumed run continues it exactly.
+Measured on a batch of 128 uint8 32x32 RGB images on 2 AMD EPYC Zen 4 cores (torch 2.14.1),
+per-image calls of torchvision's transforms / these batched policies: RandAugment N=2, M=9
+31 ms / see ``benchmarks/recipe.py --ops``; the training-time figures are in README.md. kornia's
+``augmentation.auto`` was measured too: TrivialAugment 57 ms, RandAugment 9 ms, AutoAugment
+8 ms per batch, but its operation set and magnitude ranges are not torchvision's, and its
+AutoAugment applies one sub-policy to the whole batch (3 distinct results among 128 copies of
+one image), so it is not used.
+
+Randomness: every draw comes from the caller's generator (the training loop's), so a seed
+reproduces the augmentation and a resumed run continues it exactly; torch's global generator
+is left alone.
 
 Vertical flip is one batched ``torch.where`` with a per-image coin, like the horizontal flip of
 :class:`cnnlab.data.Augment`.
@@ -26,6 +32,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from cnnlab.data.auto_augment import AutoAugment, RandAugment, RandomErasing, TrivialAugmentWide
 
 # Spec items handled here; the rest of a spec goes to cnnlab.data.Augment (presets.py).
 POLICY_KEYS = ("ra", "ta", "aa", "erase", "vflip")
@@ -37,14 +45,14 @@ class PolicyAugment(nn.Module):
 
     Args:
         base: the crop/flip/colour :class:`cnnlab.data.Augment` applied first (or None).
-        policy: a torchvision v2 transform applied to each image on its own (or None).
-        erase: probability that an image gets one random rectangle erased (v2.RandomErasing,
-            area 2-33%, filled with 0).
+        policy: a batched per-image policy of :mod:`cnnlab.data.auto_augment` (or None).
+        erase: probability that an image gets one random rectangle erased (torchvision's
+            RandomErasing drawn per image: area 2-33%, filled with 0).
         vflip: flip each image upside down with probability 1/2.
 
     Example:
-        >>> from torchvision.transforms import v2
-        >>> aug = PolicyAugment(policy=v2.TrivialAugmentWide())
+        >>> from cnnlab.data.auto_augment import TrivialAugmentWide
+        >>> aug = PolicyAugment(policy=TrivialAugmentWide())
         >>> aug(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.Generator()).shape
         torch.Size([4, 3, 8, 8])
     """
@@ -56,8 +64,6 @@ class PolicyAugment(nn.Module):
         erase: float = 0.0,
         vflip: bool = False,
     ) -> None:
-        from torchvision.transforms import v2
-
         super().__init__()
         if not 0.0 <= erase <= 1.0:
             raise ValueError(f"augment: erase must be a probability in [0, 1], got {erase}")
@@ -65,7 +71,7 @@ class PolicyAugment(nn.Module):
         self.policy = policy
         self.erase = float(erase)
         self.vflip = bool(vflip)
-        self.eraser = v2.RandomErasing(p=self.erase) if self.erase else None
+        self.eraser = RandomErasing(p=self.erase) if self.erase else None
 
     @property
     def is_identity(self) -> bool:
@@ -86,17 +92,9 @@ class PolicyAugment(nn.Module):
             return x
         if self.base is not None:
             x = self.base(x, generator)
-        per_image = [t for t in (self.policy, self.eraser) if t is not None]
-        if per_image:
-            seed = int(torch.randint(2**62, (), generator=generator))
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                out = []
-                for image in x:  # (C, H, W): one operation and magnitude drawn per image
-                    for t in per_image:
-                        image = t(image)
-                    out.append(image)
-                x = torch.stack(out)
+        for t in (self.policy, self.eraser):
+            if t is not None:
+                x = t(x, generator)  # every image on its own draws, the batch at once
         if self.vflip:
             flip = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(2), x)
@@ -114,11 +112,7 @@ class PolicyAugment(nn.Module):
 
 
 def _policy_args(policy: nn.Module) -> str:
-    if hasattr(policy, "num_ops"):
-        return f"num_ops={policy.num_ops}, magnitude={policy.magnitude}"
-    if hasattr(policy, "policy"):
-        return f"policy={policy.policy.value}"
-    return ""
+    return policy.extra_repr()
 
 
 def has_policy_items(spec: str) -> bool:
@@ -143,8 +137,6 @@ def build_policy(spec: str, base: nn.Module | None) -> PolicyAugment:
         >>> build_policy("ra=2:9,erase=0.5", None)
         PolicyAugment(policy=RandAugment(num_ops=2, magnitude=9), erase=0.5)
     """
-    from torchvision.transforms import v2
-
     policy, erase, vflip = None, 0.0, False
     for item in spec.split(","):
         key, _, value = item.strip().partition("=")
@@ -155,9 +147,9 @@ def build_policy(spec: str, base: nn.Module | None) -> PolicyAugment:
         try:
             if key == "ra":
                 n, _, m = (value or "2:9").partition(":")
-                policy = v2.RandAugment(num_ops=int(n), magnitude=int(m or 9))
+                policy = RandAugment(num_ops=int(n), magnitude=int(m or 9))
             elif key == "ta":
-                policy = v2.TrivialAugmentWide()
+                policy = TrivialAugmentWide()
             elif key == "aa":
                 name = value or "imagenet"
                 if name not in AUTOAUGMENT_POLICIES:
@@ -165,7 +157,7 @@ def build_policy(spec: str, base: nn.Module | None) -> PolicyAugment:
                         f"augment: aa={name!r} is not an AutoAugment policy; use one of "
                         f"{', '.join(AUTOAUGMENT_POLICIES)}"
                     )
-                policy = v2.AutoAugment(v2.AutoAugmentPolicy(name))
+                policy = AutoAugment(name)
             elif key == "erase":
                 erase = float(value or 0.25)
             else:
@@ -177,6 +169,4 @@ def build_policy(spec: str, base: nn.Module | None) -> PolicyAugment:
                 f"augment: {key!r} got {value!r} in {spec!r}; expected ra=N:M (integers), "
                 "erase=P (a probability), aa=imagenet|cifar10|svhn"
             ) from None
-    if policy is not None and hasattr(policy, "num_ops") and not 0 <= policy.magnitude < 31:
-        raise ValueError(f"augment: ra magnitude must be in 0..30, got {policy.magnitude}")
     return PolicyAugment(base, policy, erase, vflip)
