@@ -99,6 +99,19 @@ def test_grouped_apply_runs_each_image_its_own_op():
     assert torch.equal(apply_grouped(x, names, torch.full((5,), -1), m), x)
 
 
+def test_grouped_geometric_ops_share_one_resampling_and_equal_torchvisions():
+    names = ["ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness"]
+    picks = [(0, 0.5), (1, -0.3), (2, 7.9), (3, -4.0), (4, 90.0), (4, -17.0), (5, 0.4),
+             (0, -0.99), (4, 180.0), (2, -31.0)]
+    x = _images(len(picks))
+    op = torch.tensor([k for k, _ in picks])
+    m = torch.tensor([v for _, v in picks], dtype=torch.float32).double()
+    y = apply_grouped(x, names, op, m)
+    for i, (k, v) in enumerate(picks):
+        want = _reference(x[i], names[k], float(m[i]))
+        assert int((y[i].int() - want.int()).abs().max()) <= (1 if k == 5 else 0), (names[k], v)
+
+
 @pytest.mark.parametrize("policy", [TrivialAugmentWide(), RandAugment(2, 9),
                                     AutoAugment("imagenet"), AutoAugment("svhn")])
 def test_policies_draw_from_their_op_sets_per_image(policy):
@@ -116,15 +129,21 @@ def test_trivial_augment_draws_op_bin_and_sign_per_image(monkeypatch):
 
     calls = {}
 
-    def recorder(name, fn, geometric):
-        def op(*args):  # colour: (x, m); geometric: (m, h, w) -> its matrices
-            calls.setdefault(name, []).append(args[0 if geometric else 1].clone())
-            return fn(*args)
+    def recorder(name, fn):
+        def op(x, m):
+            calls.setdefault(name, []).append(m.clone())
+            return fn(x, m)
         return op
 
-    for table in (ops.OPS, ops.GEOMETRY):
-        for name, fn in list(table.items()):
-            monkeypatch.setitem(table, name, recorder(name, fn, table is ops.GEOMETRY))
+    def geometric(names, op, m, h, w):  # all geometric images, each with its own operation
+        for k in torch.unique(op).tolist():
+            calls.setdefault(names[k], []).append(m[op == k].clone())
+        return merged(names, op, m, h, w)
+
+    merged = ops.merged_matrices
+    monkeypatch.setattr(ops, "merged_matrices", geometric)
+    for name, fn in list(ops.OPS.items()):
+        monkeypatch.setitem(ops.OPS, name, recorder(name, fn))
     n = 2800
     TrivialAugmentWide()(torch.zeros(n, 3, 8, 8, dtype=torch.uint8),
                          torch.Generator().manual_seed(0))
