@@ -11,10 +11,11 @@ translate, ``atan(m)`` shear, ``255 m`` solarize threshold) rewritten so that th
 tensor broadcast over (n, 1, 1, 1), or, for the geometric ones, one affine matrix per image in
 one ``affine_grid``-style grid and one ``grid_sample`` (nearest, zeros outside: the policies'
 defaults). Why our own: torchvision's kernels take one Python number per call, so per-image
-magnitudes mean one call per image (the loop this replaces: 18-31 ms per batch of 128 32x32
-images on 2 cores, against simple_cnn's ~50 ms step); kornia's ``augmentation.auto`` has other
-operations and magnitude ranges than torchvision's and measured slower here (TrivialAugment
-57 ms per batch) or per batch, not per image (AutoAugment: 3 distinct results in 128).
+magnitudes mean one call per image (the loop this replaces: 22-42 ms per batch of 128 32x32
+images on 2 cores, against 4-8 ms batched, ``benchmarks/policies.py``); kornia's
+``augmentation.auto`` has other operations and magnitude ranges than torchvision's and measured
+slower here (TrivialAugment 57 ms per batch) or per batch, not per image (AutoAugment: 3
+distinct results in 128).
 ``tests/test_policy_ops.py`` compares every operation with torchvision's own at several
 magnitudes: equal, up to one grey level where torchvision fuses a multiply-add that we broadcast.
 
