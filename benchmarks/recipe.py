@@ -11,6 +11,12 @@ same way. Results are appended to ``--results`` (JSON lines), so a long comparis
 pieces (each under the CPU lock); ``--table`` prints mean +- spread (half the max-min range) over
 seeds and the ratio of each configuration's mean wall time to the baseline's.
 
+Timing: each invocation first runs one untimed 1-epoch baseline (the process's one-off costs:
+imports, oneDNN kernel selection, allocator growth; without it the first configuration of an
+invocation paid ~3 s more), then runs seed by seed, every configuration in turn within a seed,
+so a slow spell of the shared machine spreads over the configurations instead of landing on one.
+Each row records the wall time and the process CPU seconds of the whole ``fit``.
+
 Example (what README.md's tables come from):
     flock /tmp/cnnlab-cpu.lock python benchmarks/recipe.py --configs baseline,ta --seeds 0,1,2
     python benchmarks/recipe.py --table
@@ -72,11 +78,12 @@ def run_one(name: str, seed: int, bundle, args: argparse.Namespace) -> dict:
     options = {**BASE, **CONFIGS[name], "epochs": args.epochs, "seed": seed, "threads":
                args.threads, "quiet": True, "report": False, "eval_split": "test",
                "out_dir": str(Path(args.work) / "runs"), "val_split": 0.1, "test_split": 0.2}
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = fit(data=bundle, **options)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     e = result.eval or {}
     return {"config": name, "seed": seed, "epochs": args.epochs, "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2),
             "train_images": len(bundle.train), "test_images": e.get("num_images"),
             "accuracy": e.get("accuracy"), "macro_f1": e.get("macro_f1"),
             "balanced_accuracy": e.get("balanced_accuracy"), "ece": e.get("ece"),
@@ -100,18 +107,21 @@ def table(path: Path) -> str:
             continue
         lines.append("")
         lines.append("| config | seeds | accuracy % | macro-F1 % | balanced acc % | ECE | "
-                     "wall s | wall / baseline |")
-        lines.append("|---|---|---|---|---|---|---|---|")
-        base_wall = statistics.mean(r["wall_s"] for r in by.get(base, by[names[0]]))
+                     "wall s | wall / baseline | CPU s / baseline |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        base_rows = by.get(base, by[names[0]])
+        base_wall = statistics.mean(r["wall_s"] for r in base_rows)
+        base_cpu = statistics.mean(r.get("cpu_s", 0.0) for r in base_rows) or 1.0
         for n in names:
             rs = by[n]
             wall = statistics.mean(r["wall_s"] for r in rs)
+            cpu = statistics.mean(r.get("cpu_s", 0.0) for r in rs)
             lines.append(
                 f"| {n} | {','.join(str(r['seed']) for r in rs)} | "
                 f"{fmt([r['accuracy'] for r in rs])} | {fmt([r['macro_f1'] for r in rs])} | "
                 f"{fmt([r['balanced_accuracy'] for r in rs])} | "
                 f"{statistics.mean(r['ece'] for r in rs):.3f} | {wall:.1f} | "
-                f"{wall / base_wall:.2f} |")
+                f"{wall / base_wall:.2f} | {cpu / base_cpu:.2f} |")
     return "\n".join(lines)
 
 
@@ -140,18 +150,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {cpu_description()}; threads {args.threads}", flush=True)
     results.parent.mkdir(parents=True, exist_ok=True)
     bundles = {}
-    for name in names:
-        imb = name.startswith("imb-")
-        for seed in map(int, args.seeds.split(",")):
-            key = (imb, seed)
-            if key not in bundles:
-                folder = make_subset(Path(args.source), Path(args.work) /
-                                     f"{'imb' if imb else 'bal'}-{args.per_class}",
-                                     args.per_class, imb)
-                bundles[key] = load_data(f"folder:{folder}", val_split=0.1, test_split=0.2,
-                                         seed=seed, image_size=32,
-                                         cache_dir=str(Path(args.work) / "cache"))
-            row = run_one(name, seed, bundles[key], args)
+
+    def bundle(imb: bool, seed: int):
+        if (imb, seed) not in bundles:
+            folder = make_subset(Path(args.source), Path(args.work) /
+                                 f"{'imb' if imb else 'bal'}-{args.per_class}",
+                                 args.per_class, imb)
+            bundles[imb, seed] = load_data(f"folder:{folder}", val_split=0.1, test_split=0.2,
+                                           seed=seed, image_size=32,
+                                           cache_dir=str(Path(args.work) / "cache"))
+        return bundles[imb, seed]
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    warm = argparse.Namespace(**{**vars(args), "epochs": 1})  # untimed: one-off process costs
+    run_one("baseline", seeds[0], bundle(names[0].startswith("imb-"), seeds[0]), warm)
+    for seed in seeds:  # seed by seed, each configuration in turn
+        for name in names:
+            row = run_one(name, seed, bundle(name.startswith("imb-"), seed), args)
             print(json.dumps(row), flush=True)
             with results.open("a") as f:
                 f.write(json.dumps(row) + "\n")

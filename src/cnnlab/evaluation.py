@@ -114,9 +114,10 @@ def evaluate(
     from cnnlab.tta import tta_logits
 
     if logits is None:
-        logits = tta_logits(
-            lambda x: model_logits(model, x, norm["mean"], norm["std"], batch_size, size=crop),
-            images, tta)  # (N, K); with TTA: log of the views' mean probabilities
+        logits = tta_logits(  # batch by batch (a disk store is read as it goes), centre crops
+            lambda x: model_logits(model, x, norm["mean"], norm["std"], batch_size),
+            images, tta, batch_size=batch_size, size=tuple(crop) if crop else None,
+        )  # (N, K); with TTA: log of the views' mean probabilities
     elif tta != "none":
         raise ValueError(f"tta={tta!r} needs the model to run here; pass logits=None")
     elif len(logits) != len(labels):

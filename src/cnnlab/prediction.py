@@ -159,6 +159,7 @@ def predict(
     top_k: int = 5,
     backend: str = "auto",
     batch_size: int = 64,
+    tta: str = "none",
 ) -> list[Prediction]:
     """Classify images with a run directory, a checkpoint, an ``.onnx`` file or a Predictor.
 
@@ -170,6 +171,8 @@ def predict(
         backend: ``"auto"`` (ONNX Runtime when installed, else channels_last), ``"torch"``,
             ``"channels_last"`` or ``"onnx"``.
         batch_size: images per forward pass.
+        tta: test-time augmentation, ``none``, ``flip`` or ``crops``: the probabilities are
+            averaged over the views, as ``cnnlab evaluate --tta`` does (:mod:`cnnlab.tta`).
 
     Returns:
         One :class:`Prediction` per readable image, in input order.
@@ -186,6 +189,10 @@ def predict(
 
     check_int("top_k", top_k, min_value=1)
     check_int("batch_size", batch_size, min_value=1)
+    from cnnlab._validate import check_choice
+    from cnnlab.tta import TTA_MODES
+
+    check_choice("tta", tta, TTA_MODES)
     predictor = model if isinstance(model, Predictor) else load_predictor(model, backend)
     meta = predictor.meta
     files = collect_images(images)
@@ -208,7 +215,11 @@ def predict(
     def forward(xb: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.asarray(predictor(xb.numpy())))
 
-    logits = score_images(forward, x, norm, batch_size).numpy().astype(np.float64)
+    from cnnlab.tta import tta_logits
+
+    # with TTA: log of the views' mean probabilities, whose softmax is those probabilities
+    logits = tta_logits(lambda v: score_images(forward, v, norm, batch_size), x, tta,
+                        batch_size=batch_size).numpy().astype(np.float64)
     probs = softmax(logits)  # (N, K)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # ties: lower index first
     return [

@@ -37,6 +37,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--tta", default="none", choices=("none", "flip", "crops"),
+                        help="test-time augmentation: average the probabilities over a "
+                        "left-right flip, or over 5 shifted crops (default: none)")
     parser.set_defaults(func=run)
     return parser
 
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", UserWarning)
         results = predict(
             args.model, args.images, top_k=args.top_k, backend=args.backend,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, tta=args.tta,
         )  # fmt: skip
     for w in caught:
         if issubclass(w.category, UserWarning) and "skipped" in str(w.message):
