@@ -9,7 +9,8 @@ split by ``cnnlab.evaluate`` (its best checkpoint, i.e. the better of raw/EMA wh
 The imbalanced set keeps ``(i + 1) / 10`` of class i's images (10%...100%), split and scored the
 same way. Results are appended to ``--results`` (JSON lines), so a long comparison can run in
 pieces (each under the CPU lock); ``--table`` prints mean +- spread (half the max-min range) over
-seeds and the ratio of each configuration's mean wall time to the baseline's.
+seeds, the ratio of each configuration's mean wall time to the baseline's, and the range of its
+same-seed ratios (each run against the baseline of its seed, a few minutes apart).
 
 Timing: each invocation first runs one untimed 1-epoch baseline (the process's one-off costs:
 imports, oneDNN kernel selection, allocator growth; without it the first configuration of an
@@ -107,8 +108,8 @@ def table(path: Path) -> str:
             continue
         lines.append("")
         lines.append("| config | seeds | accuracy % | macro-F1 % | balanced acc % | ECE | "
-                     "wall s | wall / baseline | CPU s / baseline |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+                     "wall s | wall / baseline | same-seed ratios | CPU s / baseline |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         base_rows = by.get(base, by[names[0]])
         base_wall = statistics.mean(r["wall_s"] for r in base_rows)
         base_cpu = statistics.mean(r.get("cpu_s", 0.0) for r in base_rows) or 1.0
@@ -116,12 +117,16 @@ def table(path: Path) -> str:
             rs = by[n]
             wall = statistics.mean(r["wall_s"] for r in rs)
             cpu = statistics.mean(r.get("cpu_s", 0.0) for r in rs)
+            base_by_seed = {r["seed"]: r["wall_s"] for r in base_rows}
+            paired = sorted(r["wall_s"] / base_by_seed[r["seed"]] for r in rs
+                            if r["seed"] in base_by_seed)  # run minutes apart, not hours
+            pairs = f"{paired[0]:.2f}-{paired[-1]:.2f}" if paired else "-"
             lines.append(
                 f"| {n} | {','.join(str(r['seed']) for r in rs)} | "
                 f"{fmt([r['accuracy'] for r in rs])} | {fmt([r['macro_f1'] for r in rs])} | "
                 f"{fmt([r['balanced_accuracy'] for r in rs])} | "
                 f"{statistics.mean(r['ece'] for r in rs):.3f} | {wall:.1f} | "
-                f"{wall / base_wall:.2f} | {cpu / base_cpu:.2f} |")
+                f"{wall / base_wall:.2f} | {pairs} | {cpu / base_cpu:.2f} |")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch.nn.functional as F
 from PIL import Image
 
@@ -54,9 +55,9 @@ def _hand_tta_loss(run_dir, split, mode):
     return F.nll_loss(p.log(), split_data.labels).item()
 
 
-def test_evaluate_tta_on_a_disk_store_run(tmp_path, capsys):
-    _folder(tmp_path / "f")
-    r = _fit(tmp_path, f"folder:{tmp_path / 'f'}", "disk", storage_size=20, cache="disk")
+def test_evaluate_and_predict_tta_on_a_disk_store_run(tmp_path, capsys):
+    root = _folder(tmp_path / "f")
+    r = _fit(tmp_path, f"folder:{root}", "disk", storage_size=20, cache="disk")
     assert json.loads((r.run_dir / "data.json").read_text())["cache"] == "disk"
     for mode in ("flip", "crops"):
         assert main(["evaluate", str(r.run_dir), "--tta", mode, "--json"]) == 0
@@ -65,31 +66,33 @@ def test_evaluate_tta_on_a_disk_store_run(tmp_path, capsys):
         assert math.isclose(m["loss"], _hand_tta_loss(r.run_dir, "test", mode), rel_tol=1e-5)
     plain = evaluate(r.run_dir, split="test", save=False)
     assert not math.isclose(plain.metrics["loss"], m["loss"], rel_tol=1e-6)  # the views count
-
-
-def test_evaluate_and_predict_tta_on_a_csv_run(tmp_path, capsys):
-    root = _folder(tmp_path / "f")
-    rows = ["path,label"] + [f"{c}/{i}.png,{c}" for c in ("warm", "cold") for i in range(10)]
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    r = _fit(tmp_path, f"csv:{root / 'labels.csv'}", "csv")
-    assert main(["evaluate", str(r.run_dir), "--tta", "crops", "--json"]) == 0
-    m = json.loads(capsys.readouterr().out)
-    assert m["tta"] == "crops"
-    assert math.isclose(m["loss"], _hand_tta_loss(r.run_dir, "test", "crops"), rel_tol=1e-5)
     # predict --tta flip: the mean of the probabilities of the image and of its mirror file
+    # (20x20 files decode at the stored 20 without resampling, then centre-crop to 16)
     image = root / "warm" / "0.png"
     mirror = tmp_path / "mirror.png"
     Image.open(image).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirror)
-    k = 2
     both = {p.source: dict(zip(p.classes, p.probs))
-            for p in predict(r.run_dir, [image, mirror], top_k=k, backend="torch")}
-    tta = predict(r.run_dir, [image], top_k=k, backend="torch", tta="flip")[0]
+            for p in predict(r.run_dir, [image, mirror], top_k=2, backend="torch")}
+    tta = predict(r.run_dir, [image], top_k=2, backend="torch", tta="flip")[0]
     for cls, prob in zip(tta.classes, tta.probs):
         want = (both[str(image)][cls] + both[str(mirror)][cls]) / 2
-        assert math.isclose(prob, want, rel_tol=1e-5), (cls, prob, want)
+        assert math.isclose(prob, want, rel_tol=1e-5, abs_tol=1e-7), (cls, prob, want)
     assert main(["predict", str(r.run_dir), str(image), "--tta", "crops", "--backend", "torch",
                  "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert math.isclose(sum(c["prob"] for c in out[0]["top_k"]), 1.0, abs_tol=1e-5)
-    assert main(["predict", str(r.run_dir), str(image), "--tta", "rotate"]) == 2
-    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(r.run_dir), str(image), "--tta", "rotate"])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_evaluate_tta_on_a_csv_run(tmp_path, capsys):
+    root = _folder(tmp_path / "f")
+    rows = ["path,label"] + [f"{c}/{i}.png,{c}" for c in ("warm", "cold") for i in range(10)]
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    r = _fit(tmp_path, f"csv:{root / 'labels.csv'}", "csv")
+    for mode in ("flip", "crops"):
+        assert main(["evaluate", str(r.run_dir), "--tta", mode, "--json"]) == 0
+        m = json.loads(capsys.readouterr().out)
+        assert m["tta"] == mode
+        assert math.isclose(m["loss"], _hand_tta_loss(r.run_dir, "test", mode), rel_tol=1e-5)
