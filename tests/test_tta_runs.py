@@ -59,6 +59,7 @@ def test_evaluate_and_predict_tta_on_a_disk_store_run(tmp_path, capsys):
     root = _folder(tmp_path / "f")
     r = _fit(tmp_path, f"folder:{root}", "disk", storage_size=20, cache="disk")
     assert json.loads((r.run_dir / "data.json").read_text())["cache"] == "disk"
+    capsys.readouterr()  # what training printed
     for mode in ("flip", "crops"):
         assert main(["evaluate", str(r.run_dir), "--tta", mode, "--json"]) == 0
         m = json.loads(capsys.readouterr().out)
@@ -91,6 +92,7 @@ def test_evaluate_tta_on_a_csv_run(tmp_path, capsys):
     rows = ["path,label"] + [f"{c}/{i}.png,{c}" for c in ("warm", "cold") for i in range(10)]
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     r = _fit(tmp_path, f"csv:{root / 'labels.csv'}", "csv")
+    capsys.readouterr()  # what training printed
     for mode in ("flip", "crops"):
         assert main(["evaluate", str(r.run_dir), "--tta", mode, "--json"]) == 0
         m = json.loads(capsys.readouterr().out)

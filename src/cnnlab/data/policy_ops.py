@@ -158,7 +158,7 @@ def inverse_affine(
     Example:
         >>> z = torch.zeros(1, dtype=torch.float64)
         >>> inverse_affine(z, (z + 2, z), (z, z), (0.0, 0.0))[0].tolist()
-        [[1.0, -0.0, -2.0], [-0.0, 1.0, -0.0]]
+        [[1.0, 0.0, -2.0], [-0.0, 1.0, 0.0]]
     """
     rot, sx, sy = (torch.deg2rad(v) for v in (angle, shear[0], shear[1]))
     cx, cy = center
