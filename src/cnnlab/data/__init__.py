@@ -14,7 +14,7 @@ import torch  # noqa: F401  (used by the docstring example)
 from cnnlab.data.augment import Augment, center_crop
 from cnnlab.data.batches import batches, num_batches
 from cnnlab.data.bundle import DataBundle, Split, channel_stats, to_model_classes
-from cnnlab.data.images import IMAGE_EXTENSIONS, decode_image
+from cnnlab.data.images import IMAGE_EXTENSIONS, decode_image, decode_images
 from cnnlab.data.normalize import Normalizer, to_float, to_float_normalized
 from cnnlab.data.prefetch import prefetch
 from cnnlab.data.presets import PRESETS, build_augment, default_augment_name, resolve_augment_name
@@ -36,6 +36,7 @@ __all__ = [
     "center_crop",
     "channel_stats",
     "decode_image",
+    "decode_images",
     "default_augment_name",
     "load_data",
     "num_batches",

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from cnnlab.data._decode import IMAGE_EXTENSIONS, decode_one
+from cnnlab.data._decode import IMAGE_EXTENSIONS, decode_all, decode_one
 
-__all__ = ["IMAGE_EXTENSIONS", "decode_image"]
+__all__ = ["IMAGE_EXTENSIONS", "decode_image", "decode_images"]
 
 ImageSource = str | os.PathLike | Image.Image | bytes
 
@@ -70,3 +70,27 @@ def decode_image(image: ImageSource, input_size: Sequence[int]) -> torch.Tensor:
     if error is not None:
         raise ValueError(f"cannot read image {name!r}: {error}")
     return out
+
+
+def decode_images(
+    paths: Sequence[str | os.PathLike], input_size: Sequence[int]
+) -> tuple[torch.Tensor, list[str | None]]:
+    """Decode many image files into one uint8 tensor (N, C, H, W), as image folders are cached.
+
+    The image-folder source's own batched decoder: worker processes, and libjpeg-turbo
+    (torchvision.io) for JPEGs already of the target size (CIFAR's), PIL for everything else.
+
+    Args:
+        paths: image files.
+        input_size: ``[C, H, W]`` of the output.
+
+    Returns:
+        The images, and per file its error message or None (failed rows are left zero).
+
+    Example:
+        >>> x, errors = decode_images([], [3, 8, 8])
+        >>> x.shape, errors
+        (torch.Size([0, 3, 8, 8]), [])
+    """
+    c, h, w = (int(v) for v in input_size)
+    return decode_all([Path(p) for p in paths], (h, w), c, fast_jpeg=True)

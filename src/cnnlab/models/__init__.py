@@ -23,6 +23,7 @@ from cnnlab.models import (  # noqa: F401
     resnet,
     shufflenet,
     simple_cnn,
+    speednet,
     vgg,
 )
 from cnnlab.models._base import ImageClassifier

@@ -182,6 +182,10 @@ def build_optimization(
         backbone_lr=cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr,
         weight_decay=cfg.weight_decay,
     )
+    if cfg.bias_lr_scale != 1.0:  # biases and norm parameters: param_groups' no-decay groups
+        for group in groups:
+            if group["name"].endswith("_no_decay"):
+                group["lr"] *= cfg.bias_lr_scale
     optimizer = build_optimizer(
         groups, cfg.optimizer, cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
     )

@@ -26,6 +26,8 @@ CACHES = ("auto", "ram", "disk")
 MONITORS = ("val_acc", "val_loss", "val_macro_f1", "val_balanced_acc")
 SAMPLERS = ("shuffle", "balanced")
 CLASS_WEIGHTS = ("none", "auto")
+FLIP_MODES = ("random", "alternating")  # train.speedrun
+TTA_MODES = ("none", "flip", "crops")  # cnnlab.tta.TTA_MODES (a leaf module; kept in step)
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None) -> Any:
@@ -154,6 +156,21 @@ class TrainConfig:
         0.0, "an epoch is better only when it beats the best monitor value by this much"
     )
 
+    # --- speed-run methods (cnnlab.train.speedrun; airbench, Jordan 2024) ---------------------
+    whiten_init: bool = option(
+        False, "fit the model's patch-whitening stem (speednet) to 5,000 training images first"
+    )
+    flip: str = option(
+        "random", "random (as --augment says) | alternating (each image mirrored every other epoch)"
+    )
+    lookahead: str | None = option(
+        None, "K,ALPHA: every K steps the slow weights move ALPHA towards the fast ones (5,0.5)"
+    )
+    bias_lr_scale: float = option(
+        1.0, "learning-rate multiplier of biases and norm parameters (airbench: 64)"
+    )
+    tta: str = option("none", "test-time augmentation of the final evaluation: none | flip | crops")
+
     # --- speed --------------------------------------------------------------------------------
     device: str = option(
         "auto", "auto | cpu | cuda | cuda:N | mps (under torchrun: cuda:LOCAL_RANK)"
@@ -217,6 +234,13 @@ class TrainConfig:
         if self.channels is not None:
             check_choice("channels", self.channels, (1, 3))
         check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
+        check_choice("tta", self.tta, TTA_MODES)
+        check_choice("flip", self.flip, FLIP_MODES)
+        _check_float("bias_lr_scale", self.bias_lr_scale, low=0.0, low_open=True)
+        if self.lookahead is not None:
+            from cnnlab.train.speedrun import parse_lookahead
+
+            parse_lookahead(self.lookahead)
         check_choice("sampler", self.sampler, SAMPLERS)
         check_choice("monitor", self.monitor, MONITORS)
         _check_float("mixup", self.mixup, low=0.0)
@@ -231,7 +255,7 @@ class TrainConfig:
         if not isinstance(self.model_args, dict):
             raise ValueError(f"model_args must be a mapping, got {self.model_args!r}")
         for name in ("dataset", "model", "out_dir", "name", "data_dir", "cache_dir",
-                     "pretrained", "augment"):  # fmt: skip
+                     "pretrained", "augment", "lookahead"):  # fmt: skip
             value = getattr(self, name, None)
             if value is not None and not isinstance(value, str):
                 raise ValueError(

@@ -46,6 +46,7 @@ from cnnlab.train.distributed import World
 from cnnlab.train.ema import EMA_CHECKPOINT
 from cnnlab.train.monitor import best_choice, is_better, monitored, score_split, split_metrics
 from cnnlab.train.recipe import build_recipe
+from cnnlab.train.speedrun import Lookahead, alternating_flip, parse_lookahead, whiten_stem
 
 # Settings that may change when a run is resumed; anything else would silently change the run.
 RESUME_OVERRIDABLE = ("epochs", "patience", "device", "quiet", "report", "eval_split",
@@ -321,6 +322,10 @@ class _Run:
         model = setup.model.to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if cfg.tta != "none" and world.distributed:
+            raise ValueError(f"--tta {cfg.tta} (the final evaluation's) runs in one process; "
+                             f"under torchrun leave it out and run 'cnnlab evaluate RUN --tta "
+                             f"{cfg.tta}' after training")
         if cfg.sync_bn and world.distributed:
             if self.device.type != "cuda":
                 raise ValueError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on "
@@ -331,6 +336,8 @@ class _Run:
             raise ValueError(f"dataset {cfg.dataset!r} has no training images")
         steps = num_train_steps(len(train), cfg.batch_size, cfg.accumulate, world.world_size)
         optimizer, scheduler = _setup.build_optimization(cfg, model, steps)
+        la = parse_lookahead(cfg.lookahead)
+        self.lookahead = Lookahead(model, *la).attach(optimizer) if la else None
         input_size = tuple(getattr(self.bundle, "input_size", self.bundle.image_size))
         self.meta_base = {
             "model": setup.spec,
@@ -362,6 +369,8 @@ class _Run:
             if self.scaler is not None and s.get("scaler"):
                 self.scaler.load_state_dict(s["scaler"])
             history, best, bad_epochs = list(s["history"]), dict(s["best"]), s["bad_epochs"]
+            if self.lookahead is not None:
+                self.lookahead.load_state_dict(s["lookahead"])
             if recipe.ema is not None:
                 recipe.ema.load_state_dict(s["ema"])
                 best_ema = dict(s["best_ema"])
@@ -381,6 +390,8 @@ class _Run:
         self.recipe = recipe
         crop = getattr(self.bundle, "crop_size", None)
         normalizer = Normalizer(setup.mean, setup.std, self.device, cfg.channels_last, crop)
+        if cfg.whiten_init and self.state is None:  # resumed runs carry the fitted stem
+            printer.log(whiten_stem(model, train.images, normalizer, cfg.seed))
         stored = getattr(train.images, "is_stored", False)
         self.augment_generator = augment_generator
         ctx = EpochContext(
@@ -398,6 +409,7 @@ class _Run:
         self._wrap(ctx, model)
         # Validation runs the plain model under torchrun: each process scores its own share.
         eval_model = model if world.distributed else ctx.model
+        flips = alternating_flip(cfg, train.images, augment)
         writer = self._tensorboard() if world.is_main else None
         started, started_cpu = time.perf_counter(), time.process_time()
         stopped = "completed" if start_epoch <= cfg.epochs else "already_complete"
@@ -409,6 +421,8 @@ class _Run:
                     printer.log(_setup.unfreeze_all(cfg, model, optimizer, scheduler))
                     self._wrap(ctx, model)  # DDP must know the newly trainable parameters
                 printer.start_epoch(epoch, cfg.epochs, steps, optimizer.param_groups[0]["lr"])
+                if flips is not None:  # --flip alternating: this epoch's mirrored copies
+                    ctx.images = flips.images(epoch)
                 try:
                     row = {"epoch": epoch, **train_epoch(ctx, printer.step, epoch)}
                 except TrainingDiverged as exc:
@@ -600,6 +614,8 @@ class _Run:
                 "rng": rng, "history": history, "best": best, "bad_epochs": bad_epochs,
                 "world_size": self.world.world_size,
                 **({"ema": ema.state_dict(), "best_ema": best_ema} if ema is not None else {}),
+                **({"lookahead": self.lookahead.state_dict()}
+                   if self.lookahead is not None else {}),
             }
             if every_rng is not None:
                 state["rng_ranks"] = every_rng
@@ -669,7 +685,7 @@ class _Run:
 
         if not self.world.distributed:
             return evaluate(self.run_dir, split=split, data=self.bundle,
-                            device=str(self.device)).metrics
+                            device=str(self.device), tta=self.cfg.tta).metrics
         from cnnlab.checkpoint import build_model, read_checkpoint, resolve_checkpoint
         from cnnlab.run import model_logits
 

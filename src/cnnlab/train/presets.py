@@ -1,7 +1,8 @@
 """Named training recipes (``--preset NAME``): settings applied under the explicit ones.
 
 A preset fills in schedule, batch size, augmentation and model; anything set by YAML or a flag
-wins over it. ``benchmarks/train_speed.py`` measures ``cifar10-fast`` against the course recipe.
+wins over it. ``benchmarks/speedrun.py`` measures ``cifar10-speedrun`` and ``cifar10-fast``
+against the course recipe (held-out accuracy against wall-clock time).
 """
 
 from __future__ import annotations
@@ -21,23 +22,53 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": "none",
         "augment": "none",
     },
-    # Reach 70% held-out CIFAR-10 accuracy fast on a CPU: batch 128, a one-cycle schedule
-    # peaking at 3x the course's learning rate, AdamW, label smoothing, 3 epochs. Measured on
-    # 45,000 training / 5,000 held-out JPEGs (threads 1), held-out accuracy after epochs 1-3:
-    # seed 0 62.0/70.1/72.9%, seed 1 62.3/69.0/71.9%, seed 2 61.1/69.2/72.5%, ~100 CPU s for
-    # 3 epochs; batch 256 / lr 4e-3 reached only 71.1% (seed 0) and 69.8% (seed 1) after 3
-    # epochs, in ~135 CPU s.
+    # Reach 70% held-out CIFAR-10 accuracy in <= 0.10x the course recipe's 10-epoch wall time
+    # (issue 17; benchmarks/speedrun.py): the speed-run recipe below on speednet_small (widths
+    # 16/32/64, 6.8 M MACs per image) for 2 epochs at batch 512 (airbench's per-example lr and
+    # decay at that batch: lr 0.75, decay 0.0013). Measured: README "CIFAR-10 speed run".
+    # (Until issue 17 it was SimpleCNN, AdamW 3e-3 onecycle, batch 128, 3 epochs: 71-73%.)
     "cifar10-fast": {
-        "model": "simple_cnn",
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "weight_decay": 5e-4,
-        "batch_size": 128,
-        "epochs": 3,
+        "model": "speednet_small",
+        "whiten_init": True,
+        "optimizer": "sgd",
+        "nesterov": True,
+        "momentum": 0.85,
+        "lr": 0.75,
+        "weight_decay": 0.0013,
+        "batch_size": 512,
+        "epochs": 2,
         "schedule": "onecycle",
-        "onecycle_pct": 0.25,
-        "label_smoothing": 0.1,
-        "augment": "none",
+        "onecycle_pct": 0.23,
+        "label_smoothing": 0.2,
+        "augment": "crop=2,reflect",
+        "flip": "alternating",
+        "tta": "flip",
+    },
+    # The CIFAR-10 speed run on a CPU (issue 17; benchmarks/speedrun.py): airbench's recipe
+    # (Jordan 2024, arXiv 2404.00498) at CPU widths. speednet (whitening stem fitted to the
+    # training images, dirac-initialised conv groups, frozen-scale batch norm), SGD with
+    # Nesterov momentum 0.85 at batch 1024 (airbench's lr 11.5 and decay 0.0153 per 1024
+    # summed-loss examples, i.e. lr 1.5 and decay 0.0013 on the mean loss), label smoothing 0.2,
+    # a one-cycle schedule, 2-px reflect-padded translations, alternating flips, and flip TTA
+    # at the final evaluation. Measured figures: README "CIFAR-10 speed run".
+    "cifar10-speedrun": {
+        "model": "speednet",
+        "whiten_init": True,
+        "optimizer": "sgd",
+        "nesterov": True,
+        "momentum": 0.85,
+        "lr": 1.5,
+        "weight_decay": 0.0013,
+        "batch_size": 1024,
+        "epochs": 16,
+        "schedule": "onecycle",
+        "onecycle_pct": 0.23,
+        "label_smoothing": 0.2,
+        "augment": "crop=2,reflect",
+        "flip": "alternating",
+        "tta": "flip",
+        "precision": "fp32",
+        "channels_last": True,
     },
 }
 
