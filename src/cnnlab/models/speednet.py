@@ -104,7 +104,8 @@ class SpeedNet(ImageClassifier):
 
     Shapes at 32x32 with widths (32, 64, 128): (B, 3, 32, 32) -> whiten 2x2 -> (B, 24, 31, 31)
     -> block 1 -> (B, 32, 15, 15) -> block 2 -> (B, 64, 7, 7) -> block 3 -> (B, 128, 3, 3) ->
-    max -> (B, 128) -> logits (B, num_classes). Minimum input: 16x16.
+    max -> (B, 128) -> logits (B, num_classes). Minimum input: 9x9 (the last block sees
+    1x1; batch norm then needs batches of 2+ images in training).
 
     Args:
         num_classes: outputs.
@@ -130,7 +131,7 @@ class SpeedNet(ImageClassifier):
         dirac: bool = True,
         logit_scale: float = 1 / 9,
     ) -> None:
-        super().__init__(num_classes, in_channels, min_input_size=16, default_input_size=32)
+        super().__init__(num_classes, in_channels, min_input_size=9, default_input_size=32)
         widths = tuple(widths)
         if len(widths) != 3 or not all(isinstance(w, int) and w >= 1 for w in widths):
             raise ValueError(f"widths must be three positive integers, got {widths!r}")
