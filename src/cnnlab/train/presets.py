@@ -54,8 +54,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 256 with lr 0.4 (airbench's per-example lr: 11.5 per 1024 summed-loss examples = 0.375 on
     # the mean loss at 256): 15% faster per image than batch 1024 on 2 Zen 4 cores at the same
     # accuracy per epoch (seed 0, 10 epochs, flip TTA: 86.3% in 399 s; batch 1024 lr 1.5 with
-    # random flips 86.5% in 457 s; widths 48/96/192, 6 epochs: 86.5% in 511 s). 17 epochs fill
-    # ~0.7x of the course recipe's 10 epochs. Measured: README "CIFAR-10 speed run".
+    # random flips 86.5% in 457 s; widths 48/96/192, 6 epochs: 86.5% in 511 s). 12 epochs take
+    # ~0.9x of the course recipe's 10 epochs on a quiet machine (~55 s per course epoch).
+    # Measured: README "CIFAR-10 speed run".
     "cifar10-speedrun": {
         "model": "speednet",
         "whiten_init": True,
@@ -65,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 0.4,
         "weight_decay": 0.0013,
         "batch_size": 256,
-        "epochs": 17,
+        "epochs": 12,
         "schedule": "onecycle",
         "onecycle_pct": 0.23,
         "label_smoothing": 0.2,
