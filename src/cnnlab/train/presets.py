@@ -54,8 +54,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 256 with lr 0.4 (airbench's per-example lr: 11.5 per 1024 summed-loss examples = 0.375 on
     # the mean loss at 256): 15% faster per image than batch 1024 on 2 Zen 4 cores at the same
     # accuracy per epoch (seed 0, 10 epochs, flip TTA: 86.3% in 399 s; batch 1024 lr 1.5 with
-    # random flips 86.5% in 457 s; widths 48/96/192, 6 epochs: 86.5% in 511 s). 12 epochs take
-    # ~0.9x of the course recipe's 10 epochs on a quiet machine (~55 s per course epoch).
+    # random flips 86.5% in 457 s; widths 48/96/192, 6 epochs: 86.5% in 511 s). 12 epochs took
+    # 0.97x of the course recipe's 10 epochs in the benchmark (87.1%, 3 seeds).
     # Measured: README "CIFAR-10 speed run".
     "cifar10-speedrun": {
         "model": "speednet",
