@@ -15,7 +15,7 @@ from torch import nn
 from cnnlab.data.normalize import Normalizer
 from cnnlab.run.scoring import score_images
 
-__all__ = ["Normalizer", "index_batches", "num_train_batches", "predict_logits"]
+__all__ = ["Normalizer", "index_batches", "predict_logits"]
 
 
 def index_batches(
@@ -35,12 +35,6 @@ def index_batches(
         if shuffle and len(idx) == 1 and n > 1:
             return
         yield idx
-
-
-def num_train_batches(n: int, batch_size: int) -> int:
-    """How many batches :func:`index_batches` yields with ``shuffle=True``."""
-    full, rest = divmod(n, batch_size)
-    return full + (1 if rest > 1 or (rest == 1 and n == 1) else 0)
 
 
 def predict_logits(
