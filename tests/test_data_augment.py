@@ -85,8 +85,9 @@ def test_presets_shape_dtype_range(name):
         assert not torch.equal(y, x)
 
 
-def test_uint8_batches_for_pixel_moving_ops():
-    aug = build_augment("crop-flip", 32)
+@pytest.mark.parametrize("spec", ["crop-flip", "crop=2,reflect", "crop=3,flip,cutout=4,reflect"])
+def test_uint8_batches_for_pixel_moving_ops(spec):
+    aug = build_augment(spec, 32)
     assert aug.uint8_ok
     x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     y = aug(x, torch.Generator().manual_seed(0))
@@ -128,6 +129,9 @@ def test_crop_with_padding_equals_reference():
         oy = torch.randint(0, 2 * p + 1, (20,), generator=g)
         ox = torch.randint(0, 2 * p + 1, (20,), generator=g)
         flips = torch.rand(20, generator=g) < 0.5 if flip else torch.zeros(20, dtype=torch.bool)
+        u8 = Augment(crop_padding=p, flip=flip, padding_mode=mode)(
+            (x * 255).round().to(torch.uint8), torch.Generator().manual_seed(5))
+        assert torch.equal(u8, (y * 255).round().to(torch.uint8))  # same pixels as uint8
         for i in range(20):
             padded = F.pad(x[i : i + 1], (p, p, p, p), mode=mode)[0]
             ref = padded[:, oy[i] : oy[i] + 12, ox[i] : ox[i] + 10]
@@ -198,3 +202,10 @@ def test_bench_runs_and_prints_every_row(capsys):
     for row in ("batches() index_select", "crop-flip, per-sample loop", "strong preset",
                 "data/compute"):
         assert row in out
+
+
+def test_reflect_padding_wider_than_the_image_is_a_clear_error():
+    aug = Augment(crop_padding=4, padding_mode="reflect")
+    for x in (torch.zeros(2, 3, 4, 6, dtype=torch.uint8), torch.zeros(2, 3, 4, 6)):
+        with pytest.raises(ValueError, match="reflect padding 4 needs images larger than 4"):
+            aug(x, torch.Generator().manual_seed(0))
