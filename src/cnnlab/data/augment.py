@@ -150,7 +150,11 @@ class Augment(nn.Module):
         # on the flattened padded plane: flat index = row * W_padded + col.
         b, c, h, w = x.shape
         p = self.crop_padding
-        xp = _pad(x, p, self.padding_mode)  # (B, C, H+2p, W+2p)
+        if self.padding_mode == "reflect" and p >= min(h, w):
+            raise ValueError(
+                f"reflect padding {p} needs images larger than {p} pixels, got {h}x{w}"
+            )
+        xp = F.pad(x, (p, p, p, p), mode=self.padding_mode)  # (B, C, H+2p, W+2p), any dtype
         wp = w + 2 * p
         oy = torch.randint(0, 2 * p + 1, (b,), generator=g)
         ox = torch.randint(0, 2 * p + 1, (b,), generator=g)
@@ -250,30 +254,6 @@ class Augment(nn.Module):
 def _luma(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601-2 luma of RGB images (B, 3, H, W) -> (B, 1, H, W)."""
     return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-
-
-def _pad(x: torch.Tensor, p: int, mode: str) -> torch.Tensor:
-    """Pad the last two dims by ``p``: zeros, or a mirror without the edge (``F.pad``'s
-    "reflect"). The mirror is taken by index, a plain copy for every dtype and device, so a
-    reflect crop runs on the uint8 batch on every torch version we support (``F.pad``'s reflect
-    kernels are dispatched by dtype, which has varied between releases).
-
-    Example:
-        >>> _pad(torch.arange(3, dtype=torch.uint8).view(1, 1, 1, 3).expand(1, 1, 2, 3), 1,
-        ...      "reflect")[0, 0, 0].tolist()
-        [1, 0, 1, 2, 1]
-    """
-    if mode == "constant":
-        return F.pad(x, (p, p, p, p))
-    h, w = x.shape[-2:]
-    if p >= h or p >= w:
-        raise ValueError(f"reflect padding {p} needs images larger than {p} pixels, got {h}x{w}")
-
-    def mirror(n: int) -> torch.Tensor:  # -p..n-1+p -> 0..n-1 without repeating the edge
-        i = torch.arange(-p, n + p).abs()
-        return torch.where(i > n - 1, 2 * (n - 1) - i, i).to(x.device)
-
-    return x.index_select(-2, mirror(h)).index_select(-1, mirror(w))
 
 
 def affine_matrices(
